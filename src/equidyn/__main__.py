@@ -1,0 +1,3 @@
+from equidyn.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,9 @@
+"""The group O(3) and its representations: irreps, rotations, Wigner D, Clebsch–Gordan,
+spherical harmonics, tensor products and equivariant linear maps.
+
+The bases are e3nn's (l=1 components are (x, y, z), ``D^1(R) == R``).
+"""
+
+from equidyn.o3.irreps import Irrep, Irreps
+
+__all__ = ["Irrep", "Irreps"]
