@@ -54,10 +54,8 @@ def run(verbose: bool = True, seed: int = 0) -> dict[str, float]:
     C = o3.wigner_3j(1, 2, 3, dtype=dtype)  # [3, 5, 7]
     D1, D2, D3 = (o3.wigner_D(l, R) for l in (1, 2, 3))
     rotated = torch.einsum("ijk,ia,jb,kc->abc", C, D1, D2, D3)
-    errors["wigner_3j(1, 2, 3) invariance"] = float((rotated - C).abs().max())
-    say(
-        f"C(1 x 2 -> 3): Frobenius norm {C.norm():.12f}, invariance error {errors[list(errors)[-1]]:.2e}"
-    )
+    err = errors["wigner_3j(1, 2, 3) invariance"] = float((rotated - C).abs().max())
+    say(f"C(1 x 2 -> 3): Frobenius norm {C.norm():.12f}, invariance error {err:.2e}")
     return errors
 
 
