@@ -1,0 +1,380 @@
+r"""Interatomic potentials: energy, forces and stress from a per-atom energy model.
+
+Every potential in equidyn is a :class:`Potential` wrapping an *atomic energy model* — any
+``torch.nn.Module`` following :class:`AtomicEnergyModel` (NequIP, MACE, or your own) that maps
+species and edge vectors to one energy per atom. The wrapper adds the physics:
+
+.. math::
+
+    E_b = \sum_{i \in b} \big( s\,\varepsilon_i + \mu + E^{\mathrm{ref}}_{z_i} \big), \qquad
+    \vec F_i = -\frac{\partial E}{\partial \vec r_i}, \qquad
+    \sigma_b = \frac{1}{V_b} \frac{\partial E_b}{\partial \varepsilon_b}\Big|_{\varepsilon=0},
+
+with :math:`\varepsilon_i` the model's per-atom output, :math:`s` / :math:`\mu` a scale and
+shift (set from the training data, e.g. :math:`s` = RMS force), :math:`E^{\mathrm{ref}}_z`
+per-species reference energies, and :math:`\varepsilon_b` a symmetric strain applied to the
+positions *and* cell of structure :math:`b` (ASE sign convention, eV/Å³). Forces and stress come
+from autograd; with ``create_graph=True`` they can themselves be differentiated (training on
+forces).
+
+The model sees only relative vectors :math:`\vec r_{ij}` (translation invariant) and the
+species; rotation/reflection invariance of the energy is the model's job and is proven by the
+model test battery.
+
+Model files (:func:`save_model` / :func:`load_model`) hold the class name, the constructor
+arguments, the state dict, the species and the reference energies, so a model loads with one
+call and no training configuration.
+
+>>> import torch
+>>> from equidyn.models.potential import Potential
+>>> class Pair(torch.nn.Module):
+...     r_max = 2.0
+...     num_species = 1
+...     def forward(self, species, edge_index, edge_vec):
+...         r = edge_vec.norm(dim=-1)
+...         e = (r - 2.0) ** 2
+...         return torch.zeros(species.shape[0], dtype=r.dtype).index_add(0, edge_index[0], e / 2)
+>>> pot = Potential(Pair(), atomic_numbers=[29])
+>>> pos = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+>>> out = pot.compute(torch.tensor([29, 29]), pos)
+>>> round(out["energy"].item(), 6), out["forces"][0].tolist()
+(1.0, [-2.0, 0.0, 0.0])
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor, nn
+
+from equidyn.graph.batch import AtomicGraph, radius_graph
+from equidyn.graph.neighbors import apply_strain, cell_volume, edge_vectors
+from equidyn.graph.scatter import scatter_sum
+
+__all__ = [
+    "AtomicEnergyModel",
+    "Potential",
+    "register_model",
+    "MODEL_REGISTRY",
+    "save_model",
+    "load_model",
+    "build_model",
+    "formula",
+]
+
+_SYMBOLS = (
+    "X H He Li Be B C N O F Ne Na Mg Al Si P S Cl Ar K Ca Sc Ti V Cr Mn Fe Co Ni Cu Zn Ga Ge As "
+    "Se Br Kr Rb Sr Y Zr Nb Mo Tc Ru Rh Pd Ag Cd In Sn Sb Te I Xe Cs Ba La Ce Pr Nd Pm Sm Eu Gd "
+    "Tb Dy Ho Er Tm Yb Lu Hf Ta W Re Os Ir Pt Au Hg Tl Pb Bi Po At Rn Fr Ra Ac Th Pa U Np Pu Am "
+    "Cm Bk Cf Es Fm Md No Lr Rf Db Sg Bh Hs Mt Ds Rg Cn Nh Fl Mc Lv Ts Og"
+).split()
+
+
+def symbol(z: int) -> str:
+    """Chemical symbol of atomic number ``z`` (``"X"`` for 0 or out of range).
+
+    >>> symbol(29)
+    'Cu'
+    """
+    return _SYMBOLS[z] if 0 <= z < len(_SYMBOLS) else f"Z={z}"
+
+
+def formula(atomic_numbers: Sequence[int] | Tensor) -> str:
+    """Chemical formula in order of first appearance, e.g. ``"Cu3Au"``.
+
+    >>> formula([29, 29, 79, 29])
+    'Cu3Au'
+    """
+    counts: dict[int, int] = {}
+    for z in atomic_numbers.tolist() if isinstance(atomic_numbers, Tensor) else atomic_numbers:
+        counts[int(z)] = counts.get(int(z), 0) + 1
+    return "".join(symbol(z) + (str(n) if n > 1 else "") for z, n in counts.items())
+
+
+def describe(graph: AtomicGraph, b: int) -> str:
+    """A name for structure ``b`` of a batch in error messages: ``"structure 2 (Cu3Au)"``."""
+    lo, hi = int(graph.ptr[b]), int(graph.ptr[b + 1])
+    return f"structure {b} ({formula(graph.atomic_numbers[lo:hi])})"
+
+
+@runtime_checkable
+class AtomicEnergyModel(Protocol):
+    """What :class:`Potential` needs from a model.
+
+    Attributes:
+        r_max: the cutoff radius (Å); the energy must go smoothly to zero contributions from
+            pairs at distance ``r_max``.
+        num_species: number of species; inputs use indices ``0 .. num_species - 1``.
+
+    ``forward(species, edge_index, edge_vec)`` takes ``species`` ``[n_atoms]`` (int64
+    indices), ``edge_index`` ``[2, n_edges]`` (source ``i``, destination ``j``) and
+    ``edge_vec`` ``[n_edges, 3]`` (:math:`\\vec r_j - \\vec r_i` incl. the periodic shift) and
+    returns per-atom energies ``[n_atoms]``. For saving it should also provide
+    ``config() -> dict`` returning its constructor arguments.
+    """
+
+    r_max: float
+    num_species: int
+
+    def forward(self, species: Tensor, edge_index: Tensor, edge_vec: Tensor) -> Tensor: ...
+
+
+MODEL_REGISTRY: dict[str, type[nn.Module]] = {}
+
+
+def register_model(cls: type[nn.Module]) -> type[nn.Module]:
+    """Class decorator: make a model buildable by name from configs and model files."""
+    MODEL_REGISTRY[cls.__name__] = cls
+    return cls
+
+
+def _ensure_registry() -> None:
+    # importing the model modules registers them
+    import importlib
+
+    for name in ("equidyn.models.nequip", "equidyn.models.mace"):
+        try:
+            importlib.import_module(name)
+        except ImportError:  # a model module not available in this installation
+            pass
+
+
+def build_model(name: str, kwargs: dict[str, Any]) -> nn.Module:
+    """Build a registered model from its class name and constructor arguments.
+
+    Unknown names and unknown arguments raise ``ValueError`` naming them and the valid ones.
+    """
+    _ensure_registry()
+    if name not in MODEL_REGISTRY:
+        raise ValueError(f"unknown model {name!r}; expected one of {sorted(MODEL_REGISTRY)}")
+    cls = MODEL_REGISTRY[name]
+    import inspect
+
+    params = inspect.signature(cls.__init__).parameters
+    valid = [p for p in params if p != "self"]
+    bad = sorted(set(kwargs) - set(valid))
+    if bad:
+        raise ValueError(f"{name} got unknown argument(s) {bad}; valid arguments: {valid}")
+    return cls(**kwargs)
+
+
+class Potential(nn.Module):
+    r"""Energy, forces and stress of atomic structures from a per-atom energy model.
+
+    See the module docstring for the equations.
+
+    Args:
+        model: an :class:`AtomicEnergyModel` (e.g. :class:`~equidyn.models.NequIP`).
+        atomic_numbers: the species the model knows, in the order of its species indices.
+        reference_energies: :math:`E^{\mathrm{ref}}_z` per species (eV), same order; zeros
+            by default.
+        scale: :math:`s`, multiplies the model output (eV); e.g. the RMS force of the data.
+        shift: :math:`\mu`, added per atom (eV).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        atomic_numbers: Sequence[int],
+        reference_energies: Sequence[float] | None = None,
+        scale: float = 1.0,
+        shift: float = 0.0,
+    ) -> None:
+        super().__init__()
+        numbers = [int(z) for z in atomic_numbers]
+        if len(numbers) == 0 or len(set(numbers)) != len(numbers) or min(numbers) < 1:
+            raise ValueError(f"atomic_numbers must be distinct positive ints, got {numbers}")
+        num_species = getattr(model, "num_species", None)
+        if num_species is not None and num_species != len(numbers):
+            raise ValueError(
+                f"model has num_species={num_species} but {len(numbers)} atomic_numbers were "
+                f"given ({numbers})"
+            )
+        if reference_energies is None:
+            reference_energies = [0.0] * len(numbers)
+        if len(reference_energies) != len(numbers):
+            raise ValueError(
+                f"reference_energies has {len(reference_energies)} entries, expected one per "
+                f"species ({len(numbers)})"
+            )
+        self.model = model
+        self.atomic_numbers = numbers
+        self.r_max = float(model.r_max)
+        table = torch.full((max(numbers) + 1,), -1, dtype=torch.long)
+        table[torch.tensor(numbers)] = torch.arange(len(numbers))
+        self.register_buffer("species_table", table, persistent=False)
+        dtype = torch.get_default_dtype()
+        self.register_buffer(
+            "reference_energies", torch.tensor([float(e) for e in reference_energies], dtype=dtype)
+        )
+        self.register_buffer("scale", torch.tensor(float(scale), dtype=dtype))
+        self.register_buffer("shift", torch.tensor(float(shift), dtype=dtype))
+
+    # ----------------------------------------------------------------------------- checks
+    def species_index(self, graph: AtomicGraph) -> Tensor:
+        """``[n_atoms]`` species indices of ``graph.atomic_numbers``.
+
+        An unknown species raises ``ValueError`` naming the structure (index and formula).
+        """
+        numbers = graph.atomic_numbers
+        table = self.species_table
+        idx = table[numbers.clamp(0, table.shape[0] - 1)]
+        bad = (numbers < 0) | (numbers >= table.shape[0]) | (idx < 0)
+        if bool(bad.any()):
+            a = int(bad.nonzero()[0, 0])
+            z = int(numbers[a])
+            known = ", ".join(symbol(k) for k in self.atomic_numbers)
+            raise ValueError(
+                f"{describe(graph, int(graph.batch[a]))}: atom {a} is {symbol(z)} (Z={z}), a "
+                f"species this model does not know; it knows {known}"
+            )
+        return idx
+
+    @staticmethod
+    def check_positions(graph: AtomicGraph) -> None:
+        """Raise ``ValueError`` naming the structure and atom if a position is not finite."""
+        finite = torch.isfinite(graph.pos).all(dim=-1)
+        if not bool(finite.all()):
+            a = int((~finite).nonzero()[0, 0])
+            raise ValueError(
+                f"{describe(graph, int(graph.batch[a]))}: positions must be finite; atom {a} "
+                f"has {graph.pos[a].tolist()}"
+            )
+
+    # ----------------------------------------------------------------------------- forward
+    def forward(
+        self,
+        graph: AtomicGraph,
+        compute_forces: bool = True,
+        compute_stress: bool = False,
+        create_graph: bool | None = None,
+    ) -> dict[str, Tensor]:
+        """Energies and their derivatives for a batch of structures.
+
+        Args:
+            graph: an :class:`~equidyn.graph.AtomicGraph` whose edges were built with a
+                cutoff ``>= self.r_max`` (edges longer than ``r_max`` contribute nothing).
+            compute_forces: return ``"forces"`` ``[n_atoms, 3]`` (eV/Å).
+            compute_stress: return ``"stress"`` ``[n_graphs, 3, 3]`` (eV/Å³; zero for
+                structures with zero cell volume, i.e. molecules).
+            create_graph: keep the graph of the derivatives so a loss on forces/stress can be
+                back-propagated (default: ``self.training``).
+
+        Returns:
+            ``{"energy": [n_graphs], "atomic_energies": [n_atoms], "forces", "stress"}``.
+        """
+        if create_graph is None:
+            create_graph = self.training
+        if not torch.compiler.is_compiling():
+            self.check_positions(graph)
+        species = self.species_index(graph)  # [n_atoms]
+        pos, cell = graph.pos, graph.cell
+        wrt: list[Tensor] = []
+        if compute_forces:
+            if not pos.requires_grad:
+                pos = pos.detach().requires_grad_(True)
+            wrt.append(pos)
+        if compute_stress:
+            strain = torch.zeros_like(cell, requires_grad=True)  # [n_graphs, 3, 3]
+            wrt.append(strain)
+            pos_in, cell_in = apply_strain(pos, cell, strain, graph.batch)
+        else:
+            pos_in, cell_in = pos, cell
+        edge_vec = edge_vectors(pos_in, graph.edge_index, graph.edge_shift, cell_in, graph.batch)
+        # [n_edges, 3]
+        eps = self.model(species, graph.edge_index, edge_vec)  # [n_atoms]
+        atom_energy = self.scale * eps + self.shift + self.reference_energies[species]
+        energy = scatter_sum(atom_energy, graph.batch, graph.num_graphs)  # [n_graphs]
+        out = {"energy": energy, "atomic_energies": atom_energy}
+        if wrt:
+            grads = torch.autograd.grad(
+                energy.sum(), wrt, create_graph=create_graph, allow_unused=True
+            )
+            if compute_forces:
+                g = grads[0]
+                out["forces"] = -g if g is not None else torch.zeros_like(pos)  # [n_atoms, 3]
+            if compute_stress:
+                g = grads[-1]
+                g = g if g is not None else torch.zeros_like(cell)
+                vol = cell_volume(cell)  # [n_graphs]
+                has_vol = vol > 0
+                safe = torch.where(has_vol, vol, torch.ones_like(vol))
+                out["stress"] = torch.where(
+                    has_vol[:, None, None], g / safe[:, None, None], torch.zeros_like(g)
+                )  # [n_graphs, 3, 3]
+        return out
+
+    def compute(
+        self,
+        atomic_numbers: Sequence[int] | Tensor,
+        pos: Tensor,
+        cell: Tensor | None = None,
+        pbc: bool | Sequence[bool] = False,
+        compute_stress: bool = False,
+    ) -> dict[str, Tensor]:
+        """Energy, forces (and stress) of one structure given as plain tensors.
+
+        Builds the radius graph with ``self.r_max`` and calls :meth:`forward` without
+        ``create_graph``.
+        """
+        if not torch.isfinite(pos).all():
+            a = int((~torch.isfinite(pos)).any(-1).nonzero()[0, 0])
+            raise ValueError(f"positions must be finite; atom {a} has {pos[a].tolist()}")
+        graph = radius_graph(pos, atomic_numbers, self.r_max, cell, pbc)
+        return self(graph, compute_forces=True, compute_stress=compute_stress, create_graph=False)
+
+    # ----------------------------------------------------------------------------- saving
+    def to_dict(self) -> dict[str, Any]:
+        """Everything needed to rebuild this potential (see :func:`load_model`)."""
+        config = getattr(self.model, "config", None)
+        if config is None:
+            raise TypeError(
+                f"{type(self.model).__name__} has no config() method; it cannot be saved"
+            )
+        return {
+            "format": "equidyn-potential",
+            "version": 1,
+            "model_class": type(self.model).__name__,
+            "model_config": config(),
+            "atomic_numbers": list(self.atomic_numbers),
+            "reference_energies": self.reference_energies.tolist(),
+            "scale": float(self.scale),
+            "shift": float(self.shift),
+            "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
+            "dtype": str(self.scale.dtype).replace("torch.", ""),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Potential:
+        """Inverse of :meth:`to_dict`."""
+        if not isinstance(d, dict) or d.get("format") != "equidyn-potential":
+            raise ValueError("not an equidyn potential (missing format='equidyn-potential')")
+        model = build_model(d["model_class"], dict(d["model_config"]))
+        pot = cls(model, d["atomic_numbers"], d["reference_energies"], d["scale"], d["shift"])
+        pot = pot.to(getattr(torch, d.get("dtype", "float32")))
+        pot.load_state_dict(d["state_dict"])
+        return pot
+
+
+def save_model(potential: Potential, path: str | os.PathLike[str]) -> None:
+    """Write ``potential`` to ``path`` (atomically) so :func:`load_model` rebuilds it."""
+    from equidyn.train.checkpoint import atomic_save
+
+    atomic_save(potential.to_dict(), path)
+
+
+def load_model(path: str | os.PathLike[str]) -> Potential:
+    """Load a model file written by :func:`save_model` (or by ``equidyn train``), in eval mode."""
+    from equidyn.train.checkpoint import load_checkpoint
+
+    d = load_checkpoint(path)
+    if isinstance(d, dict) and "potential" in d and "format" not in d:
+        d = d["potential"]  # a training checkpoint also holds the model
+    try:
+        pot = Potential.from_dict(d)
+    except ValueError as e:
+        raise ValueError(f"{str(path)!r}: {e}") from None
+    return pot.eval()
