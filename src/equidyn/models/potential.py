@@ -63,6 +63,7 @@ __all__ = [
     "load_model",
     "build_model",
     "formula",
+    "describe_unknown_species",
 ]
 
 _SYMBOLS = (
@@ -98,6 +99,18 @@ def describe(graph: AtomicGraph, b: int) -> str:
     """A name for structure ``b`` of a batch in error messages: ``"structure 2 (Cu3Au)"``."""
     lo, hi = int(graph.ptr[b]), int(graph.ptr[b + 1])
     return f"structure {b} ({formula(graph.atomic_numbers[lo:hi])})"
+
+
+def describe_unknown_species(potential: Potential, graph: AtomicGraph) -> str | None:
+    """``None`` if ``potential`` knows every species of ``graph``, else a message naming them."""
+    known = set(potential.atomic_numbers)
+    unknown = sorted({int(z) for z in graph.atomic_numbers.tolist()} - known)
+    if not unknown:
+        return None
+    names = ", ".join(f"{symbol(z)} (Z={z})" for z in unknown)
+    return f"species {names} not known to the model; it knows " + ", ".join(
+        symbol(z) for z in potential.atomic_numbers
+    )
 
 
 @runtime_checkable

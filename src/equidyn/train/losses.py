@@ -1,0 +1,103 @@
+r"""Losses and error metrics for energies, forces and stress.
+
+For a batch of :math:`B` structures with :math:`N_b` atoms each, the training loss is
+
+.. math::
+
+    \mathcal L = w_E \frac1B \sum_b \Big(\frac{\hat E_b - E_b}{N_b}\Big)^2
+        + w_F \frac{1}{3N} \sum_{i,\alpha} (\hat F_{i\alpha} - F_{i\alpha})^2
+        + w_\sigma \frac{1}{9B} \sum_{b,\alpha\beta}
+          (\hat\sigma_{b\alpha\beta} - \sigma_{b\alpha\beta})^2,
+
+energies per atom so that cells of different sizes weigh alike. The reported metrics are
+mean absolute errors and root mean square errors of the energy per atom (meV/atom), the force
+components (meV/Å) and the stress components (meV/Å³), accumulated over a whole data set by
+:class:`ErrorAccumulator`.
+
+>>> import torch
+>>> pred = {"energy": torch.tensor([1.0]), "forces": torch.zeros(2, 3)}
+>>> ref = {"energy": torch.tensor([0.0]), "forces": torch.ones(2, 3),
+...        "num_atoms": torch.tensor([2])}
+>>> terms = loss_terms(pred, ref)
+>>> terms["energy"].item(), terms["forces"].item()
+(0.25, 1.0)
+"""
+
+from __future__ import annotations
+
+import math
+
+from torch import Tensor
+
+__all__ = ["loss_terms", "weighted_loss", "ErrorAccumulator"]
+
+
+def loss_terms(pred: dict[str, Tensor], ref: dict[str, Tensor | None]) -> dict[str, Tensor]:
+    """Mean squared errors per quantity present in both ``pred`` and ``ref``.
+
+    ``ref`` holds ``"energy"`` ``[B]``, ``"forces"`` ``[N, 3]``, ``"stress"`` ``[B, 3, 3]``
+    (each optional) and ``"num_atoms"`` ``[B]``.
+    """
+    out: dict[str, Tensor] = {}
+    if ref.get("energy") is not None and "energy" in pred:
+        n = ref["num_atoms"].to(pred["energy"].dtype)  # type: ignore[union-attr]
+        out["energy"] = (((pred["energy"] - ref["energy"]) / n) ** 2).mean()
+    if ref.get("forces") is not None and "forces" in pred:
+        out["forces"] = ((pred["forces"] - ref["forces"]) ** 2).mean()
+    if ref.get("stress") is not None and "stress" in pred:
+        out["stress"] = ((pred["stress"] - ref["stress"]) ** 2).mean()
+    return out
+
+
+def weighted_loss(terms: dict[str, Tensor], weights: dict[str, float]) -> Tensor:
+    """:math:`\\sum_k w_k \\mathcal L_k` over the terms with a non-zero weight."""
+    total: Tensor | None = None
+    for k, v in terms.items():
+        w = weights.get(k, 0.0)
+        if w:
+            total = w * v if total is None else total + w * v
+    if total is None:
+        raise ValueError(
+            f"no loss term has a non-zero weight: terms {list(terms)}, weights {weights}"
+        )
+    return total
+
+
+class ErrorAccumulator:
+    """Running MAE / RMSE of energy per atom, forces and stress over many batches (in meV).
+
+    >>> acc = ErrorAccumulator()
+    >>> acc.add({"energy": torch.tensor([0.01])}, {"energy": torch.tensor([0.0]),
+    ...          "num_atoms": torch.tensor([1])})
+    >>> acc.metrics()
+    {'energy_mae': 10.0, 'energy_rmse': 10.0}
+    """
+
+    def __init__(self) -> None:
+        self._abs: dict[str, float] = {}
+        self._sq: dict[str, float] = {}
+        self._n: dict[str, int] = {}
+
+    def _add(self, key: str, err: Tensor) -> None:
+        err = err.detach().double()
+        self._abs[key] = self._abs.get(key, 0.0) + float(err.abs().sum())
+        self._sq[key] = self._sq.get(key, 0.0) + float((err**2).sum())
+        self._n[key] = self._n.get(key, 0) + err.numel()
+
+    def add(self, pred: dict[str, Tensor], ref: dict[str, Tensor | None]) -> None:
+        if ref.get("energy") is not None and "energy" in pred:
+            n = ref["num_atoms"].to(pred["energy"].dtype)  # type: ignore[union-attr]
+            self._add("energy", (pred["energy"] - ref["energy"]) / n)
+        if ref.get("forces") is not None and "forces" in pred:
+            self._add("forces", pred["forces"] - ref["forces"])
+        if ref.get("stress") is not None and "stress" in pred:
+            self._add("stress", pred["stress"] - ref["stress"])
+
+    def metrics(self) -> dict[str, float]:
+        """``{"energy_mae", "energy_rmse", "forces_mae", ...}`` in meV (per atom, per Å, per Å³)."""
+        out = {}
+        for k in self._n:
+            n = max(self._n[k], 1)
+            out[f"{k}_mae"] = 1000.0 * self._abs[k] / n
+            out[f"{k}_rmse"] = 1000.0 * math.sqrt(self._sq[k] / n)
+        return out
