@@ -1,0 +1,97 @@
+r"""An ASE calculator for equidyn potentials: energy, forces and stress of any ``ase.Atoms``.
+
+For the structure given, the calculator builds the radius graph with the model's cutoff
+(molecules, periodic or partly periodic cells of any shape and size) and returns
+
+- ``energy`` / ``free_energy``: :math:`E` (eV), ``energies``: per-atom energies (eV);
+- ``forces``: :math:`-\partial E/\partial \vec r_i` (eV/Å);
+- ``stress``: :math:`V^{-1}\,\partial E/\partial\varepsilon` (eV/Å³, ASE sign and Voigt order
+  ``xx, yy, zz, yz, xz, xy``), for fully periodic cells only.
+
+>>> import torch, ase
+>>> from equidyn.models import NequIP, Potential
+>>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+<torch._C.Generator object at ...>
+>>> pot = Potential(NequIP(num_species=1, r_max=3.0, l_max=1, num_features=4, num_layers=1), [29])
+>>> atoms = ase.Atoms("Cu2", positions=[[0, 0, 0], [2.5, 0, 0]])
+>>> atoms.calc = EquidynCalculator(pot)
+>>> f = atoms.get_forces()
+>>> f.shape, abs(f.sum()) < 1e-6
+((2, 3), True)
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
+
+from equidyn.graph.batch import radius_graph
+from equidyn.models.potential import Potential, describe_unknown_species, formula, load_model
+
+__all__ = ["EquidynCalculator"]
+
+
+class EquidynCalculator(Calculator):
+    """ASE calculator wrapping a :class:`~equidyn.models.potential.Potential`.
+
+    Args:
+        model: a :class:`Potential` or the path of a model file (``model.pt``).
+        dtype: ``torch.float64`` (default, best for MD energy conservation) or
+            ``torch.float32``.
+    """
+
+    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
+
+    def __init__(
+        self, model: Potential | str | os.PathLike[str], dtype: torch.dtype = torch.float64
+    ) -> None:
+        super().__init__()
+        if isinstance(model, (str, os.PathLike)):
+            model = load_model(model)
+        if not isinstance(model, Potential):
+            raise TypeError(
+                f"model must be a Potential or a model file path, got {type(model).__name__}"
+            )
+        if dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+        self.potential = model.to(dtype).eval()
+        self.dtype = dtype
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
+        super().calculate(atoms, properties, system_changes)
+        atoms = self.atoms
+        pbc = np.asarray(atoms.pbc, dtype=bool)
+        want_stress = "stress" in properties
+        if want_stress and not pbc.all():
+            raise PropertyNotImplementedError(
+                f"stress needs a fully periodic cell; {atoms.get_chemical_formula()} has "
+                f"pbc={pbc.tolist()}"
+            )
+        pos = torch.as_tensor(atoms.get_positions(), dtype=self.dtype)
+        if not torch.isfinite(pos).all():
+            bad = int((~torch.isfinite(pos)).any(-1).nonzero()[0, 0])
+            raise ValueError(
+                f"{atoms.get_chemical_formula()}: positions must be finite; atom {bad} has "
+                f"{pos[bad].tolist()}"
+            )
+        cell = torch.as_tensor(np.asarray(atoms.cell), dtype=self.dtype)
+        graph = radius_graph(
+            pos, atoms.numbers, self.potential.r_max, cell if pbc.any() else None, pbc
+        )
+        problem = describe_unknown_species(self.potential, graph)
+        if problem:
+            raise ValueError(f"{formula(atoms.numbers.tolist())}: {problem}")
+        out = self.potential(graph, compute_forces=True, compute_stress=want_stress)
+        energy = float(out["energy"].detach()[0])
+        self.results["energy"] = energy
+        self.results["free_energy"] = energy
+        self.results["energies"] = out["atomic_energies"].detach().double().numpy()
+        self.results["forces"] = out["forces"].detach().double().numpy()
+        if "stress" in out:
+            s = out["stress"].detach().double().numpy()[0]
+            self.results["stress"] = np.array(
+                [s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]]
+            )

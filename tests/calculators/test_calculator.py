@@ -1,0 +1,87 @@
+"""ASE calculator and MD driver, on a tiny pair potential (fast) and a saved model file."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ase = pytest.importorskip("ase")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
+from pair_model import PairModel  # noqa: E402
+
+from equidyn.calculators import EquidynCalculator  # noqa: E402
+from equidyn.calculators.md import builtin_structure, main, run_md  # noqa: E402
+from equidyn.models.potential import Potential, save_model  # noqa: E402
+
+
+@pytest.fixture
+def potential():
+    torch.manual_seed(0)
+    return Potential(PairModel(r_max=3.5), [29, 79], [-1.0, -2.0], scale=0.5)
+
+
+def test_calculator_matches_potential(potential):
+    atoms = builtin_structure("builtin:cuau")
+    atoms.calc = EquidynCalculator(potential)
+    e, f, s = atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()
+    pot = potential.double()
+    out = pot.compute(torch.tensor(atoms.numbers), torch.tensor(atoms.positions),
+                      torch.tensor(np.asarray(atoms.cell)), True, compute_stress=True)  # fmt: skip
+    assert abs(e - out["energy"].item()) < 1e-10
+    np.testing.assert_allclose(f, out["forces"].detach().numpy(), atol=1e-10)
+    st = out["stress"][0].detach().numpy()
+    np.testing.assert_allclose(
+        s, [st[0, 0], st[1, 1], st[2, 2], st[1, 2], st[0, 2], st[0, 1]], atol=1e-12
+    )
+    # ASE's own finite-difference stress agrees
+    with pytest.warns(FutureWarning):
+        numerical = atoms.calc.calculate_numerical_stress(atoms, d=1e-5)
+    np.testing.assert_allclose(s, numerical, atol=1e-7)
+    assert abs(atoms.get_potential_energies().sum() - e) < 1e-10
+
+
+def test_calculator_molecule_and_errors(potential):
+    atoms = ase.Atoms("CuAu", positions=[[0, 0, 0], [2.4, 0, 0]])
+    atoms.calc = EquidynCalculator(potential)
+    f = atoms.get_forces()
+    assert np.abs(f.sum(0)).max() < 1e-10 and np.abs(f).max() > 0
+    with pytest.raises(ase.calculators.calculator.PropertyNotImplementedError):
+        atoms.get_stress()
+    bad = ase.Atoms("CuAg", positions=[[0, 0, 0], [2.4, 0, 0]])
+    bad.calc = EquidynCalculator(potential)
+    with pytest.raises(ValueError, match=r"CuAg.*Ag \(Z=47\)"):
+        bad.get_potential_energy()
+    nan = atoms.copy()
+    nan.positions[1, 0] = np.nan
+    nan.calc = EquidynCalculator(potential)
+    with pytest.raises(ValueError, match="finite"):
+        nan.get_potential_energy()
+
+
+def test_nve_conserves_energy_and_langevin_runs(potential, tmp_path):
+    atoms = builtin_structure("builtin:cuau")
+    res = run_md(potential, atoms, steps=40, dt_fs=1.0, ensemble="nve", temperature_K=300,
+                 out=tmp_path / "nve.traj", log_every=10, verbose=False)  # fmt: skip
+    assert len(res["etot"]) == 5
+    assert res["max_deviation_mev_per_atom"] < 1.0  # smooth potential, 1 fs steps
+    assert abs(res["ekin"][-1] - res["ekin"][0]) > 0  # the atoms moved
+    frames = ase.io.read(tmp_path / "nve.traj", index=":")
+    assert len(frames) == 5
+    res = run_md(potential, atoms, steps=10, dt_fs=2.0, ensemble="langevin", out=tmp_path / "l.xyz",
+                 log_every=5, verbose=False)  # fmt: skip
+    assert len(ase.io.read(tmp_path / "l.xyz", index=":")) == 3
+
+
+def test_md_command(potential, tmp_path, capsys):
+    save_model(potential, tmp_path / "model.pt")
+    out = tmp_path / "md.traj"
+    assert main([str(tmp_path / "model.pt"), "--steps", "6", "--dt", "1", "--log-every", "3",
+                 "--out", str(out)]) == 0  # fmt: skip
+    text = capsys.readouterr().out
+    assert "Etot/eV" in text and "NVE energy drift" in text and out.is_file()
+    assert main([str(tmp_path / "model.pt"), "--structure", "builtin:nope"]) == 1
+    assert "unknown built-in structure" in capsys.readouterr().err
