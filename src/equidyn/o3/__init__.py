@@ -5,5 +5,6 @@ The bases are e3nn's (l=1 components are (x, y, z), ``D^1(R) == R``).
 """
 
 from equidyn.o3.irreps import Irrep, Irreps
+from equidyn.o3.spherical_harmonics import SphericalHarmonics, spherical_harmonics  # noqa: F401
 
 __all__ = ["Irrep", "Irreps"]
