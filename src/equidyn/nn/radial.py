@@ -78,18 +78,19 @@ class BesselBasis(torch.nn.Module):
         self.num_basis = _check_num_basis(num_basis)
         self.irreps_out = Irreps(f"{num_basis}x0e")
         self.prefactor = math.sqrt(2.0 / self.r_max)
-        freqs = torch.arange(1, num_basis + 1, dtype=torch.get_default_dtype()) * (
-            math.pi / self.r_max
-        )
         if trainable:
-            self.freqs = torch.nn.Parameter(freqs)
-        else:
-            self.register_buffer("freqs", freqs)
+            self.freqs = torch.nn.Parameter(torch.arange(1.0, num_basis + 1) * (math.pi / r_max))
+        else:  # computed in the dtype of the input: exact in float64 too
+            self.register_parameter("freqs", None)
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:
         """``r``: ``(...)`` → ``(..., num_basis)``."""
         _check_r(r)
-        w = self.freqs.to(r.dtype)
+        if self.freqs is None:
+            n = torch.arange(1, self.num_basis + 1, dtype=r.dtype, device=r.device)
+            w = n * (math.pi / self.r_max)
+        else:
+            w = self.freqs.to(r.dtype)
         return self.prefactor * w * sinc(r[..., None] * w)  # [..., num_basis]
 
     def extra_repr(self) -> str:
@@ -131,16 +132,21 @@ class GaussianBasis(torch.nn.Module):
         if not self.width > 0:
             raise ValueError(f"width must be > 0, got {width!r}")
         self.irreps_out = Irreps(f"{num_basis}x0e")
-        centers = torch.linspace(self.r_min, self.r_max, num_basis)
         if trainable:
-            self.centers = torch.nn.Parameter(centers)
-        else:
-            self.register_buffer("centers", centers)
+            self.centers = torch.nn.Parameter(torch.linspace(self.r_min, self.r_max, num_basis))
+        else:  # computed in the dtype of the input
+            self.register_parameter("centers", None)
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:
         """``r``: ``(...)`` → ``(..., num_basis)``."""
         _check_r(r)
-        z = (r[..., None] - self.centers.to(r.dtype)) / self.width
+        if self.centers is None:
+            centers = torch.linspace(
+                self.r_min, self.r_max, self.num_basis, dtype=r.dtype, device=r.device
+            )
+        else:
+            centers = self.centers.to(r.dtype)
+        z = (r[..., None] - centers) / self.width
         return torch.exp(-0.5 * z * z)  # [..., num_basis]
 
     def extra_repr(self) -> str:
