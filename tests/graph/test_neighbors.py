@@ -1,0 +1,233 @@
+"""Neighbour lists against an independent brute-force enumeration; differentiable vectors."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from equidyn.graph import apply_strain, cell_volume, edge_vectors, neighbor_list
+
+pytest.importorskip("vesin")
+
+
+def assert_close(actual, expected, atol=1e-7, rtol=1e-7):
+    # torch.testing.assert_close imports torch.distributed on first use (seconds): avoided here
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    err = (actual - expected).abs().max().item() if actual.numel() else 0.0
+    assert torch.allclose(actual, expected, atol=atol, rtol=rtol), f"max abs error {err}"
+
+
+def reference_pairs(pos, r_max, cell=None, pbc=(False, False, False)):
+    """Set of (i, j, S) by looping over a generous box of lattice images."""
+    pos = np.asarray(pos, float)
+    pbc = np.broadcast_to(np.asarray(pbc, bool), (3,))
+    cell = np.zeros((3, 3)) if cell is None else np.array(cell, float)
+    search = cell.copy()  # zero rows of non-periodic directions replaced, for the plane heights
+    for k in range(3):
+        if not pbc[k] and not search[k].any():
+            search[k] = np.cross(search[(k + 1) % 3], search[(k + 2) % 3])
+    reach = []
+    for k in range(3):
+        if not pbc[k]:
+            reach.append([0])
+            continue
+        normal = np.cross(search[(k + 1) % 3], search[(k + 2) % 3])
+        height = abs(search[k] @ normal) / np.linalg.norm(normal)
+        frac = pos @ np.linalg.inv(search)
+        m = math.ceil(r_max / height + np.ptp(frac[:, k])) + 2
+        reach.append(range(-m, m + 1))
+    shifts = np.array(list(itertools.product(*reach)))  # [n_images, 3]
+    vec = pos[None, :, None] - pos[:, None, None] + (shifts @ cell)[None, None]  # [n, n, img, 3]
+    i, j, s = np.nonzero(np.linalg.norm(vec, axis=-1) < r_max)
+    return {
+        (a, b, *shifts[c])
+        for a, b, c in zip(i.tolist(), j.tolist(), s.tolist())
+        if a != b or shifts[c].any()
+    }
+
+
+def as_set(edge_index, shift):
+    return {(int(i), int(j), *map(int, s)) for (i, j), s in zip(edge_index.T, shift)}
+
+
+RNG = np.random.default_rng(0)
+TRICLINIC = np.array([[2.2, 0.0, 0.0], [1.1, 1.9, 0.0], [-0.6, 0.7, 2.1]])
+CASES = {
+    "molecule": (RNG.normal(size=(12, 3)) * 1.5, 2.5, None, False),
+    "cubic": (RNG.uniform(0, 4, size=(8, 3)), 2.2, 4.0 * np.eye(3), True),
+    "triclinic-small": (RNG.uniform(0, 1, size=(3, 3)) @ TRICLINIC, 4.5, TRICLINIC, True),
+    "unwrapped": (RNG.uniform(-5, 9, size=(4, 3)), 3.1, TRICLINIC, True),
+    "slab": (RNG.uniform(0, 3, size=(5, 3)), 3.5, np.diag([2.5, 2.8, 0.0]), [True, True, False]),
+    "wire": (RNG.uniform(0, 2, size=(4, 3)), 2.9, TRICLINIC, [False, False, True]),
+}
+
+
+@pytest.mark.parametrize("backend", ["vesin", "brute"])
+@pytest.mark.parametrize("name", list(CASES))
+def test_matches_brute_force(name, backend):
+    pos, r_max, cell, pbc = CASES[name]
+    edge_index, shift = neighbor_list(torch.tensor(pos), r_max, cell, pbc, backend=backend)
+    assert edge_index.dtype == shift.dtype == torch.int64
+    expected = reference_pairs(pos, r_max, cell, pbc)
+    assert len(expected) > 0
+    assert as_set(edge_index, shift) == expected
+    assert edge_index.shape[1] == len(expected)  # no duplicates
+    # the vectors have length < r_max and the list is symmetric
+    vec = edge_vectors(
+        torch.tensor(pos), edge_index, shift, None if cell is None else torch.tensor(cell)
+    )
+    assert float(vec.norm(dim=1).max()) < r_max
+    flipped = {(j, i, *(-x for x in s)) for (i, j, *s) in expected}
+    assert flipped == expected
+
+
+def test_self_images_counted_in_tiny_cell():
+    # one atom in a unit cube: the lattice points with 0 < |n| < 1.5 are 6 at 1 and 12 at sqrt 2
+    edge_index, shift = neighbor_list(torch.zeros(1, 3), 1.5, torch.eye(3), True)
+    assert edge_index.shape[1] == 18
+    assert (edge_index == 0).all()
+    lengths = sorted(shift.double().norm(dim=1).tolist())
+    assert lengths[:6] == [1.0] * 6 and all(abs(x - 2**0.5) < 1e-12 for x in lengths[6:])
+    # radius 2.5 on a cube: count integer vectors with 0 < |n| < 2.5 (r^2 in 1..6)
+    n = sum(
+        1 for v in itertools.product(range(-3, 4), repeat=3) if 0 < sum(x * x for x in v) < 6.25
+    )
+    assert (
+        neighbor_list(torch.zeros(1, 3), 2.5, torch.eye(3), True)[0].shape[1] == n == 80
+    )  # 6 + 12 + 8 + 6 + 24 + 24
+
+
+def test_sorted_and_on_input_device_dtype_independent():
+    pos, r_max, cell, pbc = CASES["cubic"]
+    e64, s64 = neighbor_list(torch.tensor(pos), r_max, cell, pbc)
+    e32, s32 = neighbor_list(torch.tensor(pos, dtype=torch.float32), r_max, torch.tensor(cell), pbc)
+    assert torch.equal(e64, e32) and torch.equal(s64, s32)
+    keys = e64[0] * 10**6 + e64[1]
+    assert bool((keys[1:] >= keys[:-1]).all())
+
+
+def test_empty_and_isolated():
+    ei, sh = neighbor_list(torch.zeros(0, 3), 2.0)
+    assert ei.shape == (2, 0) and sh.shape == (0, 3)
+    ei, sh = neighbor_list(torch.tensor([[0.0, 0, 0], [5.0, 0, 0]]), 2.0)
+    assert ei.shape == (2, 0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(pos=[[0.0, 0, 0]], r_max=-1.0), "r_max"),
+        (dict(pos=[[0.0, 0, 0]], r_max=float("nan")), "r_max"),
+        (dict(pos=[[0.0, float("nan"), 0]], r_max=1.0), "atom 0"),
+        (dict(pos=[[0.0, 0]], r_max=1.0), r"\[n_atoms, 3\]"),
+        (dict(pos=[[0.0, 0, 0]], r_max=1.0, pbc=True), "needs a cell"),
+        (dict(pos=[[0.0, 0, 0]], r_max=1.0, cell=np.diag([1.0, 1.0, 0.0]), pbc=True), "singular"),
+        (dict(pos=[[0.0, 0, 0]], r_max=1.0, cell=np.eye(2)), "cell"),
+        (dict(pos=[[0.0, 0, 0]], r_max=1.0, pbc=[True, False]), "pbc"),
+        (dict(pos=[[0.0, 0, 0]], r_max=1.0, backend="cuda"), "backend"),
+    ],
+)
+def test_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        neighbor_list(**kwargs)
+
+
+def _edges(name):
+    pos, r_max, cell, pbc = CASES[name]
+    ei, sh = neighbor_list(torch.tensor(pos), r_max, cell, pbc)
+    return torch.tensor(pos), torch.tensor(cell), ei, sh
+
+
+def _sum_sq(pos, cell, ei, sh):
+    return (edge_vectors(pos, ei, sh, cell) ** 2).sum()
+
+
+def test_gradient_wrt_positions_matches_finite_differences():
+    pos, cell, ei, sh = _edges("triclinic-small")
+    pos.requires_grad_(True)
+    (grad,) = torch.autograd.grad(_sum_sq(pos, cell, ei, sh), pos)
+    h = 1e-6
+    fd = torch.zeros_like(pos)
+    with torch.no_grad():
+        for a in range(pos.shape[0]):
+            for k in range(3):
+                dp = torch.zeros_like(pos)
+                dp[a, k] = h
+                fd[a, k] = (_sum_sq(pos + dp, cell, ei, sh) - _sum_sq(pos - dp, cell, ei, sh)) / (
+                    2 * h
+                )
+    assert_close(grad, fd, atol=1e-6, rtol=1e-7)
+    # the list is symmetric, so sum |r_ij|^2 has zero net gradient only by translation symmetry
+    assert_close(grad.sum(0), torch.zeros(3, dtype=grad.dtype), atol=1e-10, rtol=0)
+
+
+def test_gradient_wrt_strain_matches_finite_differences():
+    pos, cell, ei, sh = _edges("triclinic-small")
+
+    def energy(strain):
+        p, c = apply_strain(pos, cell, strain)
+        return (edge_vectors(p, ei, sh, c) ** 2).sum()
+
+    strain = torch.zeros(3, 3, dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(energy(strain), strain)
+    h = 1e-6
+    fd = torch.zeros(3, 3, dtype=torch.float64)
+    with torch.no_grad():
+        for a in range(3):
+            for b in range(3):
+                d = torch.zeros(3, 3, dtype=torch.float64)
+                d[a, b] = h
+                fd[a, b] = (energy(d) - energy(-d)) / (2 * h)
+    assert_close(grad, fd, atol=1e-6, rtol=1e-7)
+    # the strain derivative of sum |r|^2 is 2 * sum r (x) r (symmetric)
+    vec = edge_vectors(pos, ei, sh, cell)
+    assert_close(grad, 2 * vec.T @ vec, atol=1e-9, rtol=1e-9)
+    assert_close(grad, grad.T)
+
+
+def test_gradcheck_and_double_backward():
+    pos = torch.tensor([[0.1, 0.2, 0.3], [1.4, 0.9, 1.7]], dtype=torch.float64, requires_grad=True)
+    cell = torch.tensor(TRICLINIC, requires_grad=True)
+    ei, sh = neighbor_list(pos, 2.3, cell, True)
+    assert 0 < ei.shape[1] < 40
+    f = lambda p, c: edge_vectors(p, ei, sh, c)
+    assert torch.autograd.gradcheck(f, (pos, cell), fast_mode=True)
+    assert torch.autograd.gradgradcheck(
+        lambda p, c: f(p, c).norm(dim=1), (pos, cell), fast_mode=True
+    )
+    strain = torch.zeros(3, 3, dtype=torch.float64, requires_grad=True)
+
+    def g(p, e):
+        p2, c2 = apply_strain(p, cell.detach(), e)
+        return edge_vectors(p2, ei, sh, c2).norm(dim=1) ** 3
+
+    assert torch.autograd.gradgradcheck(g, (pos, strain), fast_mode=True)
+
+
+def test_batched_cells_and_strain():
+    pos, cell, ei, sh = _edges("cubic")
+    pos2, cell2, ei2, sh2 = _edges("triclinic-small")
+    n = pos.shape[0]
+    pos_b = torch.cat([pos, pos2])
+    cell_b = torch.stack([cell, cell2])
+    ei_b = torch.cat([ei, ei2 + n], 1)
+    sh_b = torch.cat([sh, sh2])
+    batch = torch.cat([torch.zeros(n, dtype=torch.long), torch.ones(len(pos2), dtype=torch.long)])
+    vec = edge_vectors(pos_b, ei_b, sh_b, cell_b, batch)
+    assert_close(
+        vec, torch.cat([edge_vectors(pos, ei, sh, cell), edge_vectors(pos2, ei2, sh2, cell2)])
+    )
+    strain = torch.randn(2, 3, 3, dtype=torch.float64) * 0.01
+    p, c = apply_strain(pos_b, cell_b, strain, batch)
+    p1, c1 = apply_strain(pos2, cell2, strain[1])
+    assert_close(p[n:], p1)
+    assert_close(c[1], c1)
+    assert_close(cell_volume(cell_b), torch.stack([cell.det().abs(), cell2.det().abs()]))
+    with pytest.raises(ValueError, match="batch"):
+        edge_vectors(pos_b, ei_b, sh_b, cell_b)
+    with pytest.raises(ValueError, match="shape of cell"):
+        apply_strain(pos_b, cell_b, strain[0], batch)
