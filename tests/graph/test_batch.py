@@ -170,3 +170,21 @@ def test_compile_fullgraph_matches_eager(backend):
     (f_c,) = torch.autograd.grad(e_c.sum(), pos_c)
     (f_e,) = torch.autograd.grad(e_e.sum(), pos_e)
     assert torch.allclose(f_c, f_e, atol=1e-5)
+
+
+def test_with_edges_on_a_batch_and_field_checks():
+    gs = structures()
+    b = batch_graphs(gs)
+    rebuilt = b.with_edges(2.5)
+    expected = batch_graphs([g.with_edges(2.5) for g in gs])
+    assert torch.equal(rebuilt.edge_index, expected.edge_index)
+    assert torch.equal(rebuilt.edge_shift, expected.edge_shift) and rebuilt.r_max == 2.5
+    fields = dict(b.__dict__)
+    with pytest.raises(ValueError, match=r"AtomicGraph.forces must have shape \[12, 3\]"):
+        AtomicGraph(**{**fields, "forces": torch.zeros(11, 3)})
+    with pytest.raises(ValueError, match=r"AtomicGraph.cell"):
+        AtomicGraph(**{**fields, "cell": torch.zeros(3, 3)})
+    with pytest.raises(TypeError, match="int64"):
+        AtomicGraph(**{**fields, "edge_index": b.edge_index.int()})
+    with pytest.raises(TypeError, match="Tensor"):
+        AtomicGraph(**{**fields, "pos": b.pos.numpy()})

@@ -231,3 +231,20 @@ def test_batched_cells_and_strain():
         edge_vectors(pos_b, ei_b, sh_b, cell_b)
     with pytest.raises(ValueError, match="shape of cell"):
         apply_strain(pos_b, cell_b, strain[0], batch)
+
+
+def test_matches_ase_neighborlist_on_256_atom_cell():
+    ase_build = pytest.importorskip("ase.build")
+    from ase.neighborlist import neighbor_list as ase_neighbor_list
+
+    atoms = ase_build.bulk("Cu", "fcc", a=3.6, cubic=True).repeat(4)
+    atoms.rattle(0.05, seed=1)
+    atoms.set_cell(
+        atoms.cell[:] @ np.array([[1, 0.1, 0], [0, 1, 0.05], [0, 0, 1]]), scale_atoms=True
+    )
+    i, j, s = ase_neighbor_list("ijS", atoms, 5.0)
+    edge_index, shift = neighbor_list(atoms.positions, 5.0, atoms.cell[:], True)
+    assert edge_index.shape[1] == len(i) > 10_000
+    assert as_set(edge_index, shift) == {
+        (a, b, *c) for a, b, c in zip(i.tolist(), j.tolist(), s.tolist())
+    }

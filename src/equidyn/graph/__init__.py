@@ -23,9 +23,14 @@ Edges: :math:`\vec r_{ij} = \vec r_j - \vec r_i + S\,C`, :math:`0 < |\vec r_{ij}
 the list is symmetric (with :math:`(i, j, S)` also :math:`(j, i, -S)`), and small periodic
 cells give every image within the cutoff (an atom can neighbour itself through an image).
 
+A message-passing layer sums over the neighbours :math:`j` of each centre :math:`i`, i.e.
+into ``edge_index[0]`` with ``vec`` pointing from the centre to the neighbour
+(``scatter_sum(messages, graph.edge_index[0], graph.num_nodes)``); since the list is
+symmetric, summing into ``edge_index[1]`` with ``-vec`` is the same thing.
+
 Energy, forces and stress in a model::
 
-    strain = torch.zeros_like(graph.cell, requires_grad=True)    # [n_graphs, 3, 3]
+    strain = torch.zeros_like(graph.cell).requires_grad_(True)   # [n_graphs, 3, 3]
     pos = graph.pos.requires_grad_(True)
     vec = graph.edge_vectors(strain)                              # [n_edges, 3]
     atom_energy = ...                                             # [n_atoms]
@@ -33,6 +38,10 @@ Energy, forces and stress in a model::
     dpos, dstrain = torch.autograd.grad(energy.sum(), [pos, strain], create_graph=training)
     forces = -dpos                                                # [n_atoms, 3]
     stress = dstrain / graph.volume()[:, None, None]              # [n_graphs, 3, 3]
+
+``AtomicGraph`` can be passed straight into a function compiled with
+``torch.compile(fullgraph=True)``; create ``strain`` (a leaf that requires grad) outside
+the compiled region. Edges are built outside too (vesin runs on the CPU, in numpy).
 
 >>> import torch
 >>> from equidyn import graph as eg

@@ -84,6 +84,39 @@ class AtomicGraph:
     species: Tensor | None = None
     r_max: float | None = None
 
+    def __post_init__(self) -> None:
+        n, b = self.pos.shape[0], self.cell.shape[0]
+        expected = {
+            "pos": (n, 3),
+            "atomic_numbers": (n,),
+            "edge_index": (2, self.edge_index.shape[-1]),
+            "edge_shift": (self.edge_index.shape[-1], 3),
+            "cell": (b, 3, 3),
+            "pbc": (b, 3),
+            "batch": (n,),
+            "ptr": (b + 1,),
+            "energy": (b,),
+            "forces": (n, 3),
+            "stress": (b, 3, 3),
+            "species": (n,),
+        }
+        for name, shape in expected.items():
+            value = getattr(self, name)
+            if value is None and name in ("energy", "forces", "stress", "species"):
+                continue
+            if not isinstance(value, Tensor):
+                raise TypeError(f"AtomicGraph.{name} must be a Tensor, got {type(value).__name__}")
+            if tuple(value.shape) != shape:
+                raise ValueError(
+                    f"AtomicGraph.{name} must have shape {list(shape)} for {n} atoms and "
+                    f"{b} graphs, got {list(value.shape)}"
+                )
+        for name in ("atomic_numbers", "edge_index", "edge_shift", "batch", "ptr"):
+            if getattr(self, name).dtype != torch.long:
+                raise TypeError(
+                    f"AtomicGraph.{name} must be int64, got {getattr(self, name).dtype}"
+                )
+
     # ------------------------------------------------------------------ sizes
     @property
     def num_graphs(self) -> int:
