@@ -144,3 +144,14 @@ def test_errors_name_file_and_structure(tmp_path):
         type_map_numbers(["Cu", "Xx"])
     with pytest.raises(ValueError, match="duplicate"):
         type_map_numbers(["Cu", 29])
+
+
+def test_other_ase_format_trajectory(tmp_path):
+    frames = [labelled(4, seed=8), labelled(6, seed=9)]
+    path = tmp_path / "run.traj"
+    ase.io.write(path, frames)
+    graphs = read_structures(path, r_max=2.5, type_map=["Cu", "Au"])
+    for atoms, g in zip(frames, graphs):
+        assert np.allclose(g.forces.numpy(), atoms.get_forces())
+        assert np.allclose(g.stress[0].numpy(), atoms.get_stress(voigt=False))
+        assert g.energy.item() == atoms.get_potential_energy()

@@ -203,6 +203,9 @@ def builtin_dataset_path(
             np.savez(fh, parameters=np.array(text), **arrays)
             fh.flush()
             os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; a cache is not
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
