@@ -140,6 +140,9 @@ def test_errors_name_file_and_structure(tmp_path):
     wrong_shape.info["E2"] = [1.0, 2.0]
     with pytest.raises(ValueError, match="expected a scalar"):
         atoms_to_graph(wrong_shape, 3.0, energy_key="E2")
+    wrong_shape.info["E3"] = "high"
+    with pytest.raises(ValueError, match="not numeric: 'high'"):
+        atoms_to_graph(wrong_shape, 3.0, energy_key="E3")
     with pytest.raises(ValueError, match="unknown chemical symbol 'Xx'"):
         type_map_numbers(["Cu", "Xx"])
     with pytest.raises(ValueError, match="duplicate"):

@@ -136,7 +136,12 @@ def atoms_to_graph(
             raise ValueError(
                 f"{where}: no {what} under key {key!r}; available keys: {_available_keys(atoms)}"
             )
-        arr = np.asarray(value, dtype=np.float64)
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise ValueError(
+                f"{where}: {what} under key {key!r} is not numeric: {value!r}"
+            ) from err
         if arr.size not in sizes:
             raise ValueError(
                 f"{where}: {what} under key {key!r} has shape {arr.shape}, expected "
