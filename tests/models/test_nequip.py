@@ -1,0 +1,72 @@
+"""NequIP: the potential battery at l_max = 0 (invariant) and l_max = 2, plus model specifics."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from battery import PotentialBattery, random_cluster
+
+from equidyn.models.nequip import NequIP, hidden_irreps
+from equidyn.models.potential import Potential, load_model, save_model
+
+
+def small_nequip(l_max: int, **kw) -> NequIP:
+    args = dict(num_species=2, r_max=3.5, l_max=l_max, num_features=4, num_layers=2,
+                radial_hidden=8, avg_num_neighbors=6.0)  # fmt: skip
+    args.update(kw)
+    return NequIP(**args)
+
+
+class TestNequIPInvariant(PotentialBattery):
+    def make_potential(self) -> Potential:
+        return Potential(small_nequip(0), [29, 79], [-1.0, -2.0], scale=0.8)
+
+
+class TestNequIPL2(PotentialBattery):
+    def make_potential(self) -> Potential:
+        return Potential(small_nequip(2), [29, 79], [-1.0, -2.0], scale=0.8)
+
+
+def test_published_default_features():
+    model = NequIP(num_species=1)
+    assert str(model.irreps_hidden) == "16x0e+16x0o+16x1o+16x1e+16x2e+16x2o"
+    assert (model.r_max, len(model.blocks), model.bessel.num_basis) == (4.0, 4, 8)
+    assert model.cutoff.p == 6
+    assert str(hidden_irreps(8, 1, parity=False)) == "8x0e+8x1o"
+
+
+def test_invariant_model_has_only_scalars():
+    model = small_nequip(0, num_layers=3)
+    for block in model.blocks:
+        assert all(ir.l == 0 for _, ir in block.irreps_out)
+
+
+def test_save_load_roundtrip(tmp_path):
+    torch.manual_seed(1)
+    pot = Potential(small_nequip(1), [29, 79], [-1.0, -2.0], scale=0.5).double()
+    save_model(pot, tmp_path / "m.pt")
+    loaded = load_model(tmp_path / "m.pt")
+    assert loaded.model.config() == pot.model.config()
+    pos, numbers = random_cluster(5)
+    torch.testing.assert_close(
+        loaded.compute(numbers, pos)["forces"], pot.compute(numbers, pos)["forces"]
+    )
+
+
+def test_float32_and_float64_agree():
+    torch.manual_seed(2)
+    pot = Potential(small_nequip(1), [29, 79])
+    pos, numbers = random_cluster(5)
+    e32 = pot.float().compute(numbers, pos.float())["energy"]
+    e64 = pot.double().compute(numbers, pos)["energy"]
+    assert abs(e32.item() - e64.item()) < 1e-4 * max(1.0, abs(e64.item()))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"l_max": -1}, "l_max"), ({"r_max": 0.0}, "r_max"), ({"num_layers": 0}, "num_layers"),
+     ({"num_features": 2.5}, "num_features")],
+)  # fmt: skip
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        NequIP(**kwargs)
