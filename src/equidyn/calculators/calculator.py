@@ -16,7 +16,7 @@ For the structure given, the calculator builds the radius graph with the model's
 >>> atoms = ase.Atoms("Cu2", positions=[[0, 0, 0], [2.5, 0, 0]])
 >>> atoms.calc = EquidynCalculator(pot)
 >>> f = atoms.get_forces()
->>> f.shape, abs(f.sum()) < 1e-6
+>>> f.shape, bool(abs(f.sum()) < 1e-6)
 ((2, 3), True)
 """
 

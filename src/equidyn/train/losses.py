@@ -66,6 +66,7 @@ def weighted_loss(terms: dict[str, Tensor], weights: dict[str, float]) -> Tensor
 class ErrorAccumulator:
     """Running MAE / RMSE of energy per atom, forces and stress over many batches (in meV).
 
+    >>> import torch
     >>> acc = ErrorAccumulator()
     >>> acc.add({"energy": torch.tensor([0.01])}, {"energy": torch.tensor([0.0]),
     ...          "num_atoms": torch.tensor([1])})
