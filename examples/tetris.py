@@ -17,7 +17,9 @@ What "correct" means under a reflection: the mirror image of an achiral shape is
 shape (rotated), so its label must not change; the mirror image of one screw **is** the other
 screw, so a reflected screw must be classified as its mirror partner. The pseudoscalar does
 this by construction: a reflection flips its sign and swaps the two answers. An invariant
-network (``0e`` outputs only) could not tell the screws apart at all.
+network (``0e`` outputs only) could not tell the screws apart at all. Conversely, the
+pseudoscalar of every achiral shape is exactly zero whatever the weights: such a shape is its
+own mirror image up to a rotation, so its output must equal minus itself.
 
 Layers (all from equidyn): three convolutions
 ``h_i' = Linear(sum_j ChannelwiseTP(h_j, Y(r_ij); MLP(Bessel(|r_ij|)) * cutoff(|r_ij|)))``
