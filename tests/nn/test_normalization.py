@@ -104,3 +104,23 @@ def test_errors():
         LayerNorm("1x0e + 1x1o")(torch.zeros(2, 3))
     with pytest.raises(ValueError, match=r"shape \(2, 3\).*\(\.\.\., 4\)"):
         BatchNorm("1x0e + 1x1o")(torch.zeros(2, 3))
+
+
+def test_state_dict_roundtrip_keeps_running_stats():
+    bn = BatchNorm("2x0e + 1x1o")
+    bn(torch.randn(50, 5) + 3)
+    fresh = BatchNorm("2x0e + 1x1o")
+    fresh.load_state_dict(bn.state_dict())
+    assert set(bn.state_dict()) == {"running_mean", "running_var", "weight", "bias"}
+    x = torch.randn(4, 5)
+    torch.testing.assert_close(fresh.eval()(x), bn.eval()(x))
+
+
+def test_gradients_finite_at_zero_features():
+    for layer in (LayerNorm(IRREPS), BatchNorm(IRREPS)):
+        layer = layer.double()
+        x = torch.zeros(3, layer.irreps_in.dim, dtype=torch.float64, requires_grad=True)
+        y = layer(x)
+        (g,) = torch.autograd.grad((y * torch.arange(y.shape[-1])).sum(), x, create_graph=True)
+        (gg,) = torch.autograd.grad(g.pow(2).sum(), x)
+        assert torch.isfinite(y).all() and torch.isfinite(g).all() and torch.isfinite(gg).all()

@@ -142,6 +142,10 @@ class NormalizedActivation(torch.nn.Module):
 
     Built by :func:`normalize2mom`; ``cst`` is a plain float (no buffer), ``act`` is kept as a
     submodule when it is a module so that it follows ``.to()``.
+
+    >>> act = NormalizedActivation(torch.relu, 2.0)
+    >>> act(torch.tensor([-1.0, 3.0])).tolist()
+    [0.0, 6.0]
     """
 
     def __init__(self, act: Activation, cst: float) -> None:
