@@ -1,0 +1,463 @@
+"""``equidyn nbody``: train a model on the charged N-body task by the EGNN protocol.
+
+Protocol (anchors.md §2): input frame 30 (positions, velocities, charges) → positions at
+frame 40; 3000 training, 2000 validation, 2000 test trajectories; Adam (lr 5e-4, weight
+decay 1e-12), batch 100; the reported number is the test MSE at the epoch of best
+validation MSE. Every run writes to ``--out``:
+
+* ``log.csv`` — one row per evaluation (epoch, train loss, valid/test MSE, seconds/epoch);
+* ``checkpoint.pt`` — model, optimiser, epoch, best state, RNG state; written atomically
+  after every evaluation and on Ctrl-C, so a rerun with the same ``--out`` resumes where it
+  stopped (``--fresh`` starts over);
+* ``result.json`` — the final numbers; ``trajectories.png`` — true vs predicted trajectories.
+
+``--task rollout`` trains on every (frame t → t + 10) pair with a loss on positions and
+velocities, then chains 10 predictions on long held-out trajectories and reports the
+position error and the energy drift after each (EGNN with a velocity head, or the neural ODE).
+
+Example: ``equidyn nbody --model egnn_vel --epochs 100 --out runs/egnn``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from equidyn.dynamics.data import ChargedNBodyDataset, load_charged_nbody
+from equidyn.dynamics.neural_ode import NeuralODE
+from equidyn.dynamics.systems import ChargedNBody
+from equidyn.models.egnn import EGNN
+from equidyn.models.gnn import GNN
+from equidyn.models.linear_dynamics import LinearDynamics
+from equidyn.models.radial_field import RadialField
+from equidyn.o3.rotations import rand_matrix
+from equidyn.train.checkpoint import atomic_save, atomic_write_text, load_checkpoint
+from equidyn.train.logging import CSVLogger
+
+__all__ = [
+    "MODELS",
+    "build_model",
+    "equivariance_mse",
+    "evaluate",
+    "features",
+    "main",
+    "rollout",
+    "train",
+]
+
+#: model name -> (constructor, kind of input features, see :func:`features`)
+MODELS: dict[str, tuple[Callable[[int, int], nn.Module], str]] = {
+    "linear": (lambda h, layers: LinearDynamics(node_attr_dim=0, edge_attr_dim=0), "none"),
+    "egnn": (lambda h, layers: EGNN(h, layers, 0, 2, velocity=False), "egnn"),
+    "egnn_vel": (lambda h, layers: EGNN(h, layers, 0, 2, velocity=True), "egnn"),
+    "gnn": (lambda h, layers: GNN(h, layers, node_attr_dim=1, edge_attr_dim=1), "gnn"),
+    "radial_field": (lambda h, layers: RadialField(h, layers, 0, 1), "charges"),
+    "neural_ode": (
+        lambda h, layers: NeuralODE(hidden_dim=h, n_layers=layers, edge_attr_dim=1),
+        "charges",
+    ),
+}
+# reserved for the tensor-product models (issue 5, second part)
+PLANNED = ("segnn", "tfn", "se3_transformer")
+
+PUBLISHED = {  # test MSE (paper), anchors.md §2
+    "linear": 0.0819,
+    "se3_transformer": 0.0244,
+    "tfn": 0.0155,
+    "gnn": 0.0107,
+    "radial_field": 0.0104,
+    "egnn": 0.0071,
+    "egnn_vel": 0.0071,
+    "segnn": 0.0043,
+}
+
+
+def features(
+    kind: str, pos: torch.Tensor, charges: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(node_attr, edge_attr)`` for a model of feature ``kind``; charges (batch, n, 1).
+
+    >>> q = torch.tensor([[[1.0], [-1.0]]])
+    >>> node, edge = features("charges", torch.zeros(1, 2, 3), q)
+    >>> node.shape, edge[0, :, :, 0].tolist()
+    (torch.Size([1, 2, 0]), [[1.0, -1.0], [-1.0, 1.0]])
+    """
+    batch, n = pos.shape[:2]
+    empty = pos.new_zeros(batch, n, 0)
+    qq = charges[:, :, None, :] * charges[:, None, :, :]  # [batch, n, n, 1]
+    if kind == "none":
+        return empty, None
+    if kind == "charges":
+        return empty, qq
+    if kind == "gnn":
+        return charges, qq
+    if kind == "egnn":
+        diff = pos[:, :, None, :] - pos[:, None, :, :]
+        return empty, torch.cat([qq, (diff * diff).sum(-1, keepdim=True)], dim=-1)
+    raise ValueError(f"unknown feature kind {kind!r}")
+
+
+def build_model(name: str, hidden_dim: int = 64, n_layers: int = 4) -> tuple[nn.Module, str]:
+    """A fresh model by name and its feature kind (see :data:`MODELS`).
+
+    >>> model, kind = build_model("linear")
+    >>> type(model).__name__, kind
+    ('LinearDynamics', 'none')
+    """
+    if name in PLANNED:
+        raise ValueError(f"model {name!r} needs the o3 tensor products and is not available yet")
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; expected one of {sorted(MODELS)}")
+    make, kind = MODELS[name]
+    return make(hidden_dim, n_layers), kind
+
+
+def _predict(
+    model: nn.Module, kind: str, pos: torch.Tensor, vel: torch.Tensor, charges: torch.Tensor
+) -> torch.Tensor:
+    node_attr, edge_attr = features(kind, pos, charges)
+    return model(pos, vel, node_attr, edge_attr)  # [batch, n, 3]
+
+
+def _predict_state(
+    model: nn.Module, kind: str, pos: torch.Tensor, vel: torch.Tensor, charges: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    node_attr, edge_attr = features(kind, pos, charges)
+    return model.forward_state(pos, vel, node_attr, edge_attr)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, kind: str, ds: ChargedNBodyDataset, batch_size: int = 500) -> float:
+    """MSE over all predicted coordinates of ``ds``."""
+    model.eval()
+    total = 0.0
+    for s in range(0, len(ds), batch_size):
+        sl = slice(s, s + batch_size)
+        pred = _predict(model, kind, ds.pos[sl], ds.vel[sl], ds.charges[sl])
+        total += float(((pred - ds.target_pos[sl]) ** 2).sum())
+    return total / ds.target_pos.numel()
+
+
+@torch.no_grad()
+def equivariance_mse(
+    model: nn.Module, kind: str, ds: ChargedNBodyDataset, seed: int = 0, n_max: int = 1000
+) -> float:
+    """Mean ``|f(R x + t, R v) − (R f(x, v) + t)|²`` over test inputs, random R ∈ O(3), t.
+
+    Zero up to rounding for an equivariant model; for a non-equivariant one it measures how
+    much equivariance augmentation has taught it (same units as the test MSE).
+    """
+    model.eval()
+    n = min(n_max, len(ds))
+    g = torch.Generator().manual_seed(seed)
+    pos, vel, q = ds.pos[:n], ds.vel[:n], ds.charges[:n]
+    R = rand_matrix(n, generator=g, dtype=pos.dtype)
+    flip = torch.where(torch.rand(n, generator=g) < 0.5, -1.0, 1.0).to(pos.dtype)
+    R = R * flip[:, None, None]  # [n, 3, 3], half of them improper
+    t = torch.randn(n, 1, 3, generator=g, dtype=pos.dtype)
+    out = _predict(model, kind, pos, vel, q)
+    out_g = _predict(model, kind, pos @ R.transpose(1, 2) + t, vel @ R.transpose(1, 2), q)
+    return float(((out_g - (out @ R.transpose(1, 2) + t)) ** 2).mean())
+
+
+def _energy(pos: torch.Tensor, vel: torch.Tensor, charges: torch.Tensor) -> torch.Tensor:
+    sys = ChargedNBody(charges[..., 0].double())
+    return sys.energy(pos.double(), vel.double())  # [batch]
+
+
+@torch.no_grad()
+def rollout(
+    model: nn.Module, kind: str, data: dict[str, torch.Tensor], n_chain: int = 10, gap: int = 10
+) -> dict[str, list[float]]:
+    """Chain ``n_chain`` predictions of ``gap`` frames from frame 0 of long trajectories.
+
+    Returns per chained step k = 1..n_chain the position MSE against the simulator and the
+    mean absolute energy drift ``|E_k − E_0|`` of the predicted states and of the simulator.
+    """
+    model.eval()
+    pos_all, vel_all = data["pos"].float(), data["vel"].float()
+    q = data["charges"].float()[..., None]
+    if pos_all.shape[1] <= n_chain * gap:
+        raise ValueError(f"need more than {n_chain * gap} frames, got {pos_all.shape[1]}")
+    x, v = pos_all[:, 0], vel_all[:, 0]
+    e0 = _energy(x, v, q)
+    out: dict[str, list[float]] = {"mse": [], "energy_drift": [], "true_energy_drift": []}
+    for k in range(1, n_chain + 1):
+        x, v = _predict_state(model, kind, x, v, q)
+        out["mse"].append(float(((x - pos_all[:, k * gap]) ** 2).mean()))
+        out["energy_drift"].append(float((_energy(x, v, q) - e0).abs().mean()))
+        true_e = _energy(pos_all[:, k * gap], vel_all[:, k * gap], q)
+        out["true_energy_drift"].append(float((true_e - e0).abs().mean()))
+    return out
+
+
+def train(
+    model: nn.Module,
+    kind: str,
+    train_ds: ChargedNBodyDataset,
+    valid_ds: ChargedNBodyDataset,
+    test_ds: ChargedNBodyDataset,
+    *,
+    epochs: int,
+    out: Path,
+    seed: int = 0,
+    augment: bool = False,
+    state_loss: bool = False,
+    eval_every: int = 1,
+    batch_size: int = 100,
+    lr: float = 5e-4,
+    weight_decay: float = 1e-12,
+    resume: bool = True,
+    config: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Protocol training with best-validation selection, CSV log and resumable checkpoints."""
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / "checkpoint.pt"
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    g = torch.Generator().manual_seed(seed)
+    state: dict[str, Any] = {
+        "epoch": 0,
+        "best_valid": math.inf,
+        "best_test": math.inf,
+        "best_epoch": 0,
+        "best_model": None,
+        "train_seconds": 0.0,
+    }
+    config = dict(config or {})
+    if resume and ckpt_path.exists():
+        ckpt = load_checkpoint(ckpt_path)
+        if ckpt.get("config") != config:
+            raise ValueError(
+                f"{ckpt_path} was written with a different configuration {ckpt.get('config')}; "
+                "pass --fresh or another --out"
+            )
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        g.set_state(ckpt["generator"])
+        state = ckpt["state"]
+        if progress:
+            print(f"resuming from {ckpt_path} at epoch {state['epoch']}")
+    log = CSVLogger(out / "log.csv", resume=resume and state["epoch"] > 0)
+
+    def save() -> None:
+        atomic_save(
+            {
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "generator": g.get_state(),
+                "state": state,
+                "config": config,
+            },
+            ckpt_path,
+        )
+
+    n = len(train_ds)
+    try:
+        while state["epoch"] < epochs:
+            model.train()
+            t0 = time.perf_counter()
+            perm = torch.randperm(n, generator=g)
+            total, count = 0.0, 0
+            for s in range(0, n, batch_size):
+                idx = perm[s : s + batch_size]
+                pos, vel, q = train_ds.pos[idx], train_ds.vel[idx], train_ds.charges[idx]
+                target, target_vel = train_ds.target_pos[idx], train_ds.target_vel[idx]
+                if augment:  # the same random rotation for input and target, about the origin
+                    R = rand_matrix(len(idx), generator=g, dtype=pos.dtype).transpose(1, 2)
+                    pos, vel, target, target_vel = pos @ R, vel @ R, target @ R, target_vel @ R
+                if state_loss:
+                    pred, pred_vel = _predict_state(model, kind, pos, vel, q)
+                    loss = ((pred - target) ** 2).mean() + ((pred_vel - target_vel) ** 2).mean()
+                else:
+                    loss = ((_predict(model, kind, pos, vel, q) - target) ** 2).mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(idx)
+                count += len(idx)
+            dt = time.perf_counter() - t0
+            state["train_seconds"] += dt
+            state["epoch"] += 1
+            epoch = state["epoch"]
+            if epoch % eval_every == 0 or epoch == epochs:
+                valid = evaluate(model, kind, valid_ds)
+                test = math.nan
+                if valid < state["best_valid"]:
+                    test = evaluate(model, kind, test_ds)
+                    state.update(best_valid=valid, best_test=test, best_epoch=epoch)
+                    state["best_model"] = {k: v.clone() for k, v in model.state_dict().items()}
+                row = {
+                    "epoch": epoch,
+                    "train_loss": total / count,
+                    "valid_mse": valid,
+                    "test_mse": test,
+                    "seconds_per_epoch": state["train_seconds"] / epoch,
+                }
+                log.log(row)
+                save()
+                if progress:
+                    print(
+                        f"epoch {epoch:5d}/{epochs}  train {row['train_loss']:.5f}"
+                        f"  valid {valid:.5f}"
+                        f"  best test {state['best_test']:.5f} (epoch {state['best_epoch']})"
+                        f"  {row['seconds_per_epoch']:.2f} s/epoch",
+                        flush=True,
+                    )
+    except KeyboardInterrupt:
+        save()
+        log.close()
+        print(f"\ninterrupted: checkpoint saved to {ckpt_path}; rerun to resume", file=sys.stderr)
+        raise
+    log.close()
+    if state["best_model"] is not None:
+        model.load_state_dict(state["best_model"])
+    return state
+
+
+def _plot(
+    model: nn.Module, kind: str, data: dict[str, torch.Tensor], path: Path, n_systems: int = 3
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pos, vel = data["pos"][:n_systems].float(), data["vel"][:n_systems].float()
+    q = data["charges"][:n_systems].float()[..., None]
+    with torch.no_grad():
+        pred = _predict(model, kind, pos[:, 30], vel[:, 30], q)
+    fig, axes = plt.subplots(1, n_systems, figsize=(4 * n_systems, 4))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for b, ax in enumerate(axes):
+        for i in range(pos.shape[2]):
+            c = colors[i % len(colors)]
+            ax.plot(pos[b, 30:41, i, 0], pos[b, 30:41, i, 1], "-", color=c, lw=1)
+            ax.plot(pos[b, 30, i, 0], pos[b, 30, i, 1], "o", color=c, ms=4)
+            ax.plot(pos[b, 40, i, 0], pos[b, 40, i, 1], "s", color=c, ms=6, mfc="none")
+            ax.plot(pred[b, i, 0], pred[b, i, 1], "x", color=c, ms=7)
+        ax.set_title(f"test system {b} (x-y)")
+        ax.set_aspect("equal", adjustable="datalim")
+    fig.suptitle("frame 30 (o) → frame 40: true (□, line = simulated path) vs predicted (×)")
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="equidyn nbody", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="egnn_vel", help=f"one of {sorted(MODELS)}")
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--n-train", type=int, default=3000, help="training trajectories (≤ 3000)")
+    p.add_argument("--n-valid", type=int, default=2000)
+    p.add_argument("--n-test", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=0, help="seed of the model and training order")
+    p.add_argument("--data-seed", type=int, default=0, help="seed of the simulated data")
+    p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--layers", type=int, default=4, help="layers (of the field for neural_ode)")
+    p.add_argument("--ode-steps", type=int, default=4, help="neural_ode: fixed RK4 steps")
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--eval-every", type=int, default=1)
+    p.add_argument("--augment", action="store_true", help="random rotations of training inputs")
+    p.add_argument("--task", choices=["single", "rollout"], default="single")
+    p.add_argument("--out", default="runs/nbody")
+    p.add_argument("--cache", default=None, help="data cache dir (default $EQUIDYN_CACHE)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (small tensors: 1)")
+    p.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    p.add_argument("--quick", action="store_true", help="tiny sizes for CI (seconds)")
+    p.add_argument("--no-plot", action="store_true")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.quick:
+        args.n_train, args.n_valid, args.n_test = min(args.n_train, 100), 100, 100
+        args.epochs = min(args.epochs, 2)
+        args.hidden = min(args.hidden, 16)
+    if args.task == "rollout" and args.model not in ("egnn_vel", "neural_ode"):
+        raise ValueError(
+            f"--task rollout needs a model that predicts velocities (egnn_vel, neural_ode), "
+            f"got {args.model!r}"
+        )
+    torch.manual_seed(args.seed)  # the initial weights
+    model, kind = build_model(args.model, args.hidden, args.layers)
+    if args.task == "rollout" and args.model == "egnn_vel":
+        model = EGNN(args.hidden, args.layers, 0, 2, velocity=True, predict_velocity=True)
+    if isinstance(model, NeuralODE):
+        model.step_size = model.t_span / args.ode_steps
+    all_starts = args.task == "rollout"
+    cache = args.cache
+    train_ds = ChargedNBodyDataset(
+        "train", args.n_train, all_starts=all_starts, seed=args.data_seed, cache=cache
+    )
+    valid_ds = ChargedNBodyDataset("valid", args.n_valid, seed=args.data_seed, cache=cache)
+    test_ds = ChargedNBodyDataset("test", args.n_test, seed=args.data_seed, cache=cache)
+    config = {
+        k: v for k, v in vars(args).items() if k not in ("fresh", "no_plot", "out", "threads")
+    }
+    out = Path(args.out)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(
+        f"model {args.model} ({n_params} parameters), {len(train_ds)} training samples, "
+        f"{args.epochs} epochs, out {out}",
+        flush=True,
+    )
+    state = train(
+        model,
+        kind,
+        train_ds,
+        valid_ds,
+        test_ds,
+        epochs=args.epochs,
+        out=out,
+        seed=args.seed,
+        augment=args.augment,
+        state_loss=args.task == "rollout",
+        eval_every=args.eval_every,
+        lr=args.lr,
+        resume=not args.fresh,
+        config=config,
+    )
+    result: dict[str, Any] = {
+        "model": args.model,
+        "n_params": n_params,
+        "n_train": args.n_train,
+        "epochs": state["epoch"],
+        "best_epoch": state["best_epoch"],
+        "valid_mse": state["best_valid"],
+        "test_mse": state["best_test"],
+        "seconds_per_epoch": state["train_seconds"] / max(1, state["epoch"]),
+        "published_test_mse": PUBLISHED.get(args.model),
+        "augment": args.augment,
+        "equivariance_mse": equivariance_mse(model, kind, test_ds, seed=args.seed),
+    }
+    if args.task == "rollout":
+        data = load_charged_nbody("rollout", seed=args.data_seed, cache=cache)
+        if args.quick:
+            data = {k: v[:20] for k, v in data.items()}
+        result["rollout"] = rollout(model, kind, data)
+    atomic_write_text(json.dumps(result, indent=2), out / "result.json")
+    if not args.no_plot:
+        data = load_charged_nbody("test", seed=args.data_seed, cache=cache)
+        _plot(model, kind, data, out / "trajectories.png")
+    print(
+        f"{args.model}: test MSE {result['test_mse']:.5f} at epoch {result['best_epoch']} "
+        f"(valid {result['valid_mse']:.5f}); published {result['published_test_mse']}; "
+        f"{result['seconds_per_epoch']:.2f} s/epoch; equivariance MSE "
+        f"{result['equivariance_mse']:.2e}",
+        flush=True,
+    )
+    return 0
