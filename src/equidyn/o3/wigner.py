@@ -92,6 +92,8 @@ def _so3_generators_f64(l: int) -> Tensor:
     U = _complex_to_real(l)
     # d/dt Y(exp(t L_n) r) = i (n.L) Y: on the vector of real harmonics, J_n = i U (n.L)^T U^H
     J = [(1j * U @ L.T @ U.conj().T).real for L in (Lx, Ly, Lz)]
+    # every entry is +-sqrt(k)/2 with k an integer: remove the rounding of the basis change
+    J = [torch.sign(j) * torch.sqrt(torch.round(4 * j * j)) / 2 for j in J]
     # relabel axes: (x, y, z)_std = (z, x, y), i.e. e3nn x = std y, e3nn y = std z, e3nn z = std x
     return torch.stack([J[1], J[2], J[0]]).contiguous()  # [3, 2l+1, 2l+1]
 
@@ -284,8 +286,12 @@ def _clebsch_gordan(j1: int, m1: int, j2: int, m2: int, j3: int, m3: int) -> flo
         total += Fraction(-1 if k % 2 else 1, den)
     if total == 0:
         return 0.0
-    # cg = total * sqrt(pre); square exactly, one rounding in float() and one in sqrt()
-    return math.copysign(math.sqrt(total * total * pre), total)
+    # cg = total * sqrt(pre) = +-sqrt(p / q) with p / q = total^2 * pre exact; evaluate
+    # sqrt(p q) / q with an integer square root carrying 64 extra bits: correctly rounded
+    x = total * total * pre
+    p, q = x.numerator, x.denominator
+    root = Fraction(math.isqrt(p * q << 128), q << 64)
+    return math.copysign(float(root), total)
 
 
 def _check_triangle(l1: int, l2: int, l3: int) -> None:
