@@ -69,6 +69,7 @@ def run(args: argparse.Namespace) -> dict:
                 early_stopping_patience=None,
                 ema_decay=0.99,
                 progress=False,
+                log_epochs=False,
                 plots=False,
                 output_dir=str(run_dir / f"l{l_max}_n{n}"),
                 dtype="float32",

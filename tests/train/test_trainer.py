@@ -22,7 +22,7 @@ def _trainer(graphs, out, **kw):
     pot = build_potential("PairModel", {"r_max": 3.5}, graphs[:16])
     cfg = TrainingConfig(
         **{"epochs": 3, "batch_size": 5, "lr": 0.05, "output_dir": str(out), "progress": False,
-           "plots": False, **kw},
+           "plots": False, "log_epochs": False, **kw},
     )  # fmt: skip
     return Trainer(pot, graphs[:16], graphs[16:20], cfg, test_graphs=graphs[20:])
 

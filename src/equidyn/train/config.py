@@ -83,6 +83,7 @@ class TrainingConfig:
         dtype: ``"float32"`` or ``"float64"``.
         output_dir: where checkpoints, the model file, the log and plots go.
         progress: show a progress bar.
+        log_epochs: print one line of metrics per epoch.
         plots: write PNG plots (loss curves, force parity) at the end.
     """
 
@@ -105,6 +106,7 @@ class TrainingConfig:
     dtype: str = "float32"
     output_dir: str = "equidyn-run"
     progress: bool = True
+    log_epochs: bool = True
     plots: bool = True
 
 

@@ -430,7 +430,7 @@ class Trainer:
             row["time_s"] = round(self.elapsed, 3)
             log.log(row)
             self.last_row = row
-            if cfg.progress:
+            if cfg.log_epochs:
                 msg = (
                     f"epoch {self.epoch:4d}  lr {row['lr']:.2e}  train {train_loss:.4g}  "
                     f"val {val_loss:.4g}  E {val['metrics'].get('energy_mae', math.nan):.2f} "
