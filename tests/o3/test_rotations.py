@@ -300,5 +300,5 @@ def test_compile_conversions():
         )
 
     torch._dynamo.reset()
-    g = torch.compile(f, fullgraph=True, backend="aot_eager")
+    g = torch.compile(f, fullgraph=True, backend="eager")  # dynamo tracing is what is tested
     assert torch.allclose(g(R), f(R), atol=1e-12)

@@ -193,12 +193,12 @@ def test_wigner_D_gradients():
     R = _rotations(2, F64)[[0, 1, 2, 3, 6, -1]]
     q = rot.matrix_to_quaternion(R).requires_grad_()
     f = lambda q: W.wigner_D(3, rot.quaternion_to_matrix(q))
-    assert torch.autograd.gradcheck(f, (q,))
+    assert torch.autograd.gradcheck(f, (q,), fast_mode=True)
     f2 = lambda q: W.wigner_D(2, rot.quaternion_to_matrix(q))
-    assert torch.autograd.gradgradcheck(f2, (q[[0, 2, 3]],))
+    assert torch.autograd.gradgradcheck(f2, (q[[0, 2, 3]],), fast_mode=True)
     # gradient with respect to the matrix entries
     Rg = R.clone().requires_grad_()
-    assert torch.autograd.gradcheck(lambda R: W._wigner_D(2, R), (Rg[:3],))
+    assert torch.autograd.gradcheck(lambda R: W._wigner_D(2, R), (Rg,), fast_mode=True)
     Rs = _rotations(2, F64).requires_grad_()
     (g,) = torch.autograd.grad(W.wigner_D(6, Rs).sin().sum(), Rs)
     assert torch.isfinite(g).all()
@@ -207,20 +207,20 @@ def test_wigner_D_gradients():
 def test_wigner_D_compile_fullgraph():
     torch._dynamo.reset()
     f = torch.compile(W.wigner_D, fullgraph=True, backend="aot_eager")
-    for dtype in [F32, F64]:
-        R = _rotations(5, dtype, seed=8)
-        assert (f(3, R) - W.wigner_D(3, R)).abs().max() < TOL[dtype]
+    R = _rotations(5, F64, seed=8)
+    assert (f(3, R) - W.wigner_D(3, R)).abs().max() < 1e-12
 
 
 @pytest.mark.slow
 def test_wigner_D_compile_inductor():
     torch._dynamo.reset()
     f = torch.compile(W.wigner_D, fullgraph=True)
-    R = _rotations(5, F64, seed=9).requires_grad_()
-    D = f(6, R)
-    assert (D - W.wigner_D(6, R)).abs().max() < 1e-12
-    D.sum().backward()
-    assert torch.isfinite(R.grad).all()
+    for dtype in [F32, F64]:
+        R = _rotations(5, dtype, seed=9).requires_grad_()
+        D = f(6, R)
+        assert (D - W.wigner_D(6, R)).abs().max() < TOL[dtype]
+        D.sum().backward()
+        assert torch.isfinite(R.grad).all()
 
 
 # -------------------------------------------------------------------------------- wigner_3j
