@@ -84,44 +84,53 @@ def _log_k(l: int, m: int, normalization: str) -> float:
 
 
 class _Coefficients:
-    """All constants of the recurrence and of the ladder relations, float64, packed flat."""
+    """All constants of the recurrence and of the ladder relations, float64, packed flat.
+
+    The forward pass runs on V_l^m = Y_l^m / gamma_l^m, the scale gamma chosen so that the
+    recurrence reads V_l^m = Z V_{l-1}^m - b_l^m r^2 V_{l-2}^m (one multiply-add per entry)
+    and V_l^{+-l} = (Re, Im) w^l; one final multiply by gamma gives Y.
+    """
 
     def __init__(self, lmax: int, normalization: str) -> None:
         self.lmax = lmax
-        # Forward: y0, then per l >= 1: edge scale E_l, A_l (2l-1 values), B_l (2l-3 values).
-        values: list[float] = [math.exp(_log_k(0, 0, normalization))]
-        self.edge: list[int] = [0]
-        self.a: list[slice] = [slice(0, 0)]
-        self.b: list[slice] = [slice(0, 0)]
+        dim = (lmax + 1) ** 2
+        gamma = [0.0] * dim
+        gamma[0] = math.exp(_log_k(0, 0, normalization))
+        b_values: list[float] = []
+        self.b: list[slice] = [slice(0, 0), slice(0, 0)]
         for l in range(1, lmax + 1):
-            self.edge.append(len(values))
-            values.append(
-                math.exp(_log_k(l, l, normalization) - math.lgamma(l + 1) - l * math.log(2.0))
-            )
-            start = len(values)
+            edge = math.exp(_log_k(l, l, normalization) - math.lgamma(l + 1) - l * math.log(2.0))
+            gamma[l * l] = gamma[l * l + 2 * l] = edge
             for m in range(-(l - 1), l):
-                ratio = math.exp(_log_k(l, m, normalization) - _log_k(l - 1, m, normalization))
-                values.append(ratio * (2 * l - 1) / (l * l - m * m))
-            self.a.append(slice(start, len(values)))
-            start = len(values)
-            for m in range(-(l - 2), l - 1):
-                ratio = math.exp(_log_k(l, m, normalization) - _log_k(l - 2, m, normalization))
-                values.append(ratio / (l * l - m * m))
-            self.b.append(slice(start, len(values)))
-        self.forward_values = torch.tensor(values, dtype=torch.float64)
+                a = math.exp(_log_k(l, m, normalization) - _log_k(l - 1, m, normalization))
+                a *= (2 * l - 1) / (l * l - m * m)
+                gamma[l * l + l + m] = a * gamma[(l - 1) ** 2 + (l - 1) + m]
+            if l >= 2:
+                start = len(b_values)
+                for m in range(-(l - 2), l - 1):
+                    b = math.exp(_log_k(l, m, normalization) - _log_k(l - 2, m, normalization))
+                    b /= l * l - m * m
+                    b *= gamma[(l - 2) ** 2 + (l - 2) + m] / gamma[l * l + l + m]
+                    b_values.append(b)
+                self.b.append(slice(start, len(b_values)))
+        self.gamma = torch.tensor(gamma, dtype=torch.float64)  # [dim]
+        self.b_values = torch.tensor(b_values, dtype=torch.float64).unsqueeze(1)  # [*, 1]
 
         # Backward: per l >= 1 the matrix (2l+1, 3 (2l-1)) of d Y_l / d(X, Y, Z) in terms of
         # Y_{l-1}; columns grouped by direction X, Y, Z.
         self.ladder: list[Tensor] = [torch.zeros(1, 0, dtype=torch.float64)]
         for l in range(1, lmax + 1):
             self.ladder.append(_ladder_matrix(l, normalization))
-        self.cache: dict[tuple[torch.dtype, torch.device], tuple[Tensor, list[Tensor]]] = {}
+        self.cache: dict[tuple[torch.dtype, torch.device], tuple[Tensor, Tensor, list[Tensor]]]
+        self.cache = {}
 
-    def on(self, like: Tensor) -> tuple[Tensor, list[Tensor]]:
+    def on(self, like: Tensor) -> tuple[Tensor, Tensor, list[Tensor]]:
+        """(gamma, b, ladder matrices) in the dtype and on the device of ``like``."""
         key = (like.dtype, like.device)
         if key not in self.cache:
             self.cache[key] = (
-                self.forward_values.to(dtype=like.dtype, device=like.device),
+                self.gamma.to(dtype=like.dtype, device=like.device),
+                self.b_values.to(dtype=like.dtype, device=like.device),
                 [d.to(dtype=like.dtype, device=like.device) for d in self.ladder],
             )
         return self.cache[key]
@@ -183,81 +192,98 @@ def _coefficients(lmax: int, normalization: str) -> _Coefficients:
 
 
 # ----------------------------------------------------------------------------- kernels
-def _forward(u: Tensor, coefficients: _Coefficients) -> Tensor:
-    """Y_0..Y_lmax of u (n, 3), in the (X, Y, Z) = (z, x, y) frame; returns (n, (lmax+1)^2)."""
+def _forward(x: Tensor, coefficients: _Coefficients, normalize: bool) -> Tensor:
+    """Y_0..Y_lmax of x (n, 3) in the (X, Y, Z) = (z, x, y) frame, as a (dim, n) tensor.
+
+    Component-major: every step of the recurrence is a multiply or multiply-add over whole
+    contiguous rows of n values.
+    """
     lmax = coefficients.lmax
-    values, _ = coefficients.on(u)
-    n = u.shape[0]
-    rows = u.t().contiguous()  # [3, n]
-    big_y, big_z, big_x = rows[0], rows[1], rows[2]
-    out = u.new_empty((lmax + 1) ** 2, n)  # [dim, n], one row per component
-    out[0] = values[0]
-    if lmax == 0:
-        return out.t()
+    gamma, b, _ = coefficients.on(x)
+    n = x.shape[0]
+    rows = x.t().contiguous()  # [3, n]
     r2 = (rows * rows).sum(0)  # [n]
-
-    # powers w^m = c_m + i s_m, m = 1..lmax, by doubling
-    c = u.new_empty(lmax + 1, n)
-    s = u.new_empty(lmax + 1, n)
-    c[1] = big_x
-    s[1] = big_y
-    k = 1
-    while k < lmax:
-        j = min(k, lmax - k)
-        c_lo, s_lo = c[1 : j + 1], s[1 : j + 1]
-        torch.mul(c_lo, c[k], out=c[k + 1 : k + j + 1])
-        c[k + 1 : k + j + 1].addcmul_(s_lo, s[k], value=-1.0)
-        torch.mul(s_lo, c[k], out=s[k + 1 : k + j + 1])
-        s[k + 1 : k + j + 1].addcmul_(c_lo, s[k])
-        k += j
-
-    for l in range(1, lmax + 1):
-        o = l * l
-        edge = values[coefficients.edge[l]]
-        torch.mul(s[l], edge, out=out[o])
-        torch.mul(c[l], edge, out=out[o + 2 * l])
-        inner = out[o + 1 : o + 2 * l]
-        torch.mul(out[(l - 1) ** 2 : o], big_z, out=inner)
-        inner.mul_(values[coefficients.a[l]].unsqueeze(1))
-        if l >= 2:
-            out[o + 2 : o + 2 * l - 1].addcmul_(
-                out[(l - 2) ** 2 : (l - 1) ** 2] * r2,
-                values[coefficients.b[l]].unsqueeze(1),
-                value=-1.0,
-            )
-    return out.t()  # [n, dim]
+    if normalize:
+        nonzero = r2 > 0
+        rows.mul_(torch.where(nonzero, r2, 1.0).rsqrt_())  # the zero vector stays zero
+        r2 = nonzero.to(x.dtype)  # |x / |x||^2: 1, or 0 for the zero vector
+    big_y, big_z, big_x = rows[0], rows[1], rows[2]
+    v = x.new_empty((lmax + 1) ** 2, n)  # [dim, n], V = Y / gamma
+    v[0] = 1.0
+    if lmax >= 1:
+        v[1] = big_y  # Im w
+        torch.mul(v[0], big_z, out=v[2])
+        v[3] = big_x  # Re w
+    for l in range(2, lmax + 1):
+        o, p = l * l, (l - 1) * (l - 1)
+        s_prev, c_prev = v[p], v[o - 1]
+        # w^l = w w^(l-1): Im = X s + Y c, Re = X c - Y s
+        torch.mul(s_prev, big_x, out=v[o]).addcmul_(c_prev, big_y)
+        torch.mul(c_prev, big_x, out=v[o + 2 * l]).addcmul_(s_prev, big_y, value=-1.0)
+        # |m| < l: V_l = Z V_{l-1} - b r^2 V_{l-2}
+        torch.mul(v[p:o], big_z, out=v[o + 1 : o + 2 * l])
+        if normalize:
+            # r^2 = 1, except at the zero vector, where only V_0 is nonzero
+            prev2 = r2.unsqueeze(0) if l == 2 else v[(l - 2) ** 2 : p]
+        else:
+            prev2 = v[(l - 2) ** 2 : p] * r2
+        v[o + 2 : o + 2 * l - 1].addcmul_(prev2, b[coefficients.b[l]], value=-1.0)
+    return v.mul_(gamma.unsqueeze(1))  # [dim, n]
 
 
-def _backward(grad: Tensor, y: Tensor, coefficients: _Coefficients) -> Tensor:
-    """Gradient (n, 3) w.r.t. u given grad (n, dim) w.r.t. y (n, dim); differentiable."""
-    _, ladder = coefficients.on(y)
-    n = y.shape[0]
-    total = y.new_zeros(n, 3)  # columns X, Y, Z
+def _ladder(grad: Tensor, y: Tensor, coefficients: _Coefficients) -> Tensor:
+    """sum_j grad_j dY_j/du as (3, n), rows X, Y, Z, from grad and Y(u), both (dim, n).
+
+    Differentiable (matrix products, products and sums), so it serves double backward too.
+    """
+    _, _, ladder = coefficients.on(y)
+    n = y.shape[1]
+    parts = []
     for l in range(1, coefficients.lmax + 1):
         o = l * l
-        pulled = grad[:, o : o + 2 * l + 1] @ ladder[l]  # [n, 3 (2l-1)]
-        prev = y[:, (l - 1) ** 2 : o].unsqueeze(1)  # [n, 1, 2l-1]
-        total = total + (pulled.view(n, 3, 2 * l - 1) * prev).sum(-1)
-    # (X, Y, Z) = (z, x, y)  ->  (x, y, z) = (Y, Z, X)
-    return total[:, [1, 2, 0]]
+        pulled = ladder[l].t() @ grad[o : o + 2 * l + 1]  # [3 (2l-1), n]
+        prev = y[(l - 1) ** 2 : o]  # [2l-1, n]
+        parts.append((pulled.view(3, 2 * l - 1, n) * prev).sum(1))  # [3, n]
+    if not parts:
+        return y.new_zeros(3, n)
+    return torch.stack(parts).sum(0) if len(parts) > 1 else parts[0]
+
+
+def _normalize(x: Tensor) -> tuple[Tensor, Tensor]:
+    """(x / |x|, 1 / |x|), with (0, 1) at x = 0; finite derivatives of every order."""
+    r2 = (x * x).sum(-1, keepdim=True)
+    inv = torch.where(r2 > 0, r2, torch.ones_like(r2)).rsqrt()
+    return x * inv, inv
 
 
 class _SphericalHarmonicsFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, u: Tensor, lmax: int, normalization: str) -> Tensor:  # type: ignore[override]
-        coefficients = _coefficients(lmax, normalization)
-        y = _forward(u, coefficients)
-        ctx.save_for_backward(y)
+    def forward(  # type: ignore[override]
+        ctx, x: Tensor, lmax: int, normalize: bool, normalization: str
+    ) -> Tensor:
+        y = _forward(x, _coefficients(lmax, normalization), normalize).t()  # [n, dim]
+        ctx.save_for_backward(x, y)
         ctx.lmax = lmax
+        ctx.normalize = normalize
         ctx.normalization = normalization
         return y
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, None, None]:  # type: ignore[override]
-        (y,) = ctx.saved_tensors
+    def backward(  # type: ignore[override]
+        ctx, grad: Tensor
+    ) -> tuple[Tensor | None, None, None, None]:
+        x, y = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
-            return None, None, None
-        return _backward(grad, y, _coefficients(ctx.lmax, ctx.normalization)), None, None
+            return None, None, None, None
+        coefficients = _coefficients(ctx.lmax, ctx.normalization)
+        grad_u = _ladder(grad.t(), y.t(), coefficients)  # [3, n], rows X, Y, Z
+        grad_u = grad_u[[1, 2, 0]].t()  # [n, 3], columns x, y, z
+        if not ctx.normalize:
+            return grad_u, None, None, None
+        # u = x / |x|: du/dx = (1 - u u^T) / |x|  (identity at x = 0, where u = x)
+        u, inv = _normalize(x)
+        grad_x = inv * (grad_u - u * (u * grad_u).sum(-1, keepdim=True))
+        return grad_x, None, None, None
 
 
 # ----------------------------------------------------------------------------- public API
@@ -287,12 +313,6 @@ def _parse_ls(ls: int | list[int] | tuple[int, ...] | str | Irreps) -> list[int]
             out.append(l)
         return out
     raise TypeError(f"ls must be an int, a list of ints or irreps, got {type(ls).__name__}")
-
-
-def _normalize(x: Tensor) -> Tensor:
-    """x / |x|, and 0 at x = 0, with finite derivatives of every order everywhere."""
-    r2 = (x * x).sum(-1, keepdim=True)
-    return x * torch.where(r2 > 0, r2, torch.ones_like(r2)).rsqrt()
 
 
 def spherical_harmonics(
@@ -340,13 +360,11 @@ def spherical_harmonics(
     if len(ls_list) == 0:
         return x.new_zeros(*batch, 0)
     lmax = max(ls_list)
-    u = x.reshape(-1, 3)
-    if normalize:
-        u = _normalize(u)
-    y = _SphericalHarmonicsFunction.apply(u, lmax, normalization)  # [n, (lmax+1)^2]
+    y = _SphericalHarmonicsFunction.apply(x.reshape(-1, 3), lmax, normalize, normalization)
+    # y: [n, (lmax+1)^2]
     if ls_list != list(range(lmax + 1)):
         index = [i for l in ls_list for i in range(l * l, (l + 1) * (l + 1))]
-        y = y[:, index]
+        y = y.t()[index].t()  # rows of the component-major storage
     return y.reshape(*batch, y.shape[-1])  # [..., sum(2l+1)]
 
 
