@@ -405,9 +405,9 @@ def main(argv: list[str]) -> int:
     )
     valid_ds = ChargedNBodyDataset("valid", args.n_valid, seed=args.data_seed, cache=cache)
     test_ds = ChargedNBodyDataset("test", args.n_test, seed=args.data_seed, cache=cache)
-    config = {
-        k: v for k, v in vars(args).items() if k not in ("fresh", "no_plot", "out", "threads")
-    }
+    # what may change between a run and its resumption: the epoch budget, evaluation, output
+    skip = ("fresh", "no_plot", "out", "threads", "epochs", "eval_every")
+    config = {k: v for k, v in vars(args).items() if k not in skip}
     out = Path(args.out)
     n_params = sum(p.numel() for p in model.parameters())
     print(

@@ -196,7 +196,9 @@ class MassSpring:
     def _stretch(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         _check_positions(x, self.stiffness.shape[1])
         diff = x[:, :, None, :] - x[:, None, :, :]  # [batch, n, n, 3]
-        r = (diff * diff).sum(-1).sqrt()
+        eye = torch.eye(x.shape[1], dtype=torch.bool, device=x.device)
+        # a unit placeholder on the diagonal keeps sqrt (and its gradient) finite there
+        r = (diff * diff).sum(-1).masked_fill(eye, 1.0).sqrt().masked_fill(eye, 0.0)
         return diff, r, r - self.rest_length
 
     def acceleration(self, x: torch.Tensor, v: torch.Tensor | None) -> torch.Tensor:

@@ -1,0 +1,78 @@
+"""``equidyn nbody`` (src/equidyn/dynamics/nbody_benchmark.py): a tiny run, resume, outputs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from equidyn.dynamics import data as nbody_data
+from equidyn.dynamics.nbody_benchmark import build_model, equivariance_mse, features, main
+
+
+@pytest.fixture
+def tiny_splits(monkeypatch):
+    for split, offset in (("train", 0), ("valid", 1), ("test", 2)):
+        monkeypatch.setitem(nbody_data.SPLITS, split, (6, offset, 4200))
+
+
+def test_train_resume_and_outputs(tiny_splits, tmp_path, capsys):
+    out = tmp_path / "run"
+    base = [
+        "--model",
+        "egnn_vel",
+        "--hidden",
+        "8",
+        "--layers",
+        "1",
+        "--n-train",
+        "6",
+        "--n-valid",
+        "6",
+        "--n-test",
+        "6",
+        "--cache",
+        str(tmp_path),
+        "--out",
+        str(out),
+    ]
+    assert main([*base, "--epochs", "1", "--no-plot"]) == 0
+    assert main([*base, "--epochs", "2"]) == 0
+    assert "resuming" in capsys.readouterr().out
+    result = json.loads((out / "result.json").read_text())
+    assert result["epochs"] == 2 and result["equivariance_mse"] < 1e-10
+    rows = (out / "log.csv").read_text().strip().splitlines()
+    assert rows[0].startswith("epoch,") and len(rows) == 3
+    assert (out / "trajectories.png").stat().st_size > 0
+    with pytest.raises(ValueError, match="different configuration"):
+        main([*base, "--epochs", "3", "--lr", "1e-3", "--no-plot"])
+
+
+def test_models_and_errors():
+    with pytest.raises(ValueError, match="unknown model"):
+        build_model("egnn2")
+    with pytest.raises(ValueError, match="tensor products"):
+        build_model("segnn")
+    with pytest.raises(ValueError, match="--task rollout"):
+        main(["--model", "gnn", "--task", "rollout"])
+    # the GNN is measurably not equivariant, EGNN is
+    ds = type("DS", (), {})()
+    g = torch.Generator().manual_seed(0)
+    ds.pos, ds.vel = torch.randn(20, 5, 3, generator=g), torch.randn(20, 5, 3, generator=g)
+    ds.charges = torch.ones(20, 5, 1)
+    ds.__len__ = lambda: 20
+    torch.manual_seed(0)
+    gnn, kind = build_model("gnn", 8, 1)
+    egnn, kind_e = build_model("egnn_vel", 8, 1)
+    node, edge = features(kind_e, ds.pos, ds.charges)
+    assert edge.shape == (20, 5, 5, 2)
+
+    class Wrap:
+        pos, vel, charges = ds.pos, ds.vel, ds.charges
+
+        def __len__(self):
+            return 20
+
+    assert equivariance_mse(gnn, kind, Wrap()) > 1e-6
+    assert equivariance_mse(egnn, kind_e, Wrap()) < 1e-10

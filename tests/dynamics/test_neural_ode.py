@@ -1,0 +1,84 @@
+"""NeuralODE (src/equidyn/dynamics/neural_ode.py): equivariance, ODE consistency, training."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+pytest.importorskip("torchdiffeq")
+
+from equidyn.dynamics import NeuralODE  # noqa: E402
+from equidyn.testing import assert_equivariant  # noqa: E402
+
+
+def make_inputs(batch=2, n=4, dtype=torch.float64):
+    g = torch.Generator().manual_seed(0)
+    pos = torch.randn(batch, n, 3, generator=g, dtype=dtype)
+    vel = torch.randn(batch, n, 3, generator=g, dtype=dtype)
+    q = (torch.randint(0, 2, (batch, n, 1), generator=g) * 2 - 1).to(dtype)
+    return pos, vel, q
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_flow_is_e3_and_permutation_equivariant(dtype):
+    torch.manual_seed(0)
+    ode = NeuralODE(hidden_dim=8, n_layers=1, edge_attr_dim=1, step_size=0.5).to(dtype)
+    with torch.no_grad():
+        ode.field.net.layers[0].phi_x[-1].weight.mul_(300.0)
+
+    def fn(pos, vel, q):
+        node, edge = pos.new_zeros(*pos.shape[:2], 0), q[:, :, None, :] * q[:, None, :, :]
+        return ode.forward_state(pos, vel, node, edge)
+
+    assert_equivariant(
+        fn,
+        irreps_in=["cartesian_points", "1o", "0e"],
+        irreps_out=["cartesian_points", "1o"],
+        args_in=make_inputs(dtype=dtype),
+        translations=True,
+        permutations=True,
+        node_dims_in=1,
+        node_dims_out=1,
+    )
+
+
+def test_trajectory_is_consistent_and_starts_linear():
+    torch.manual_seed(0)
+    ode = NeuralODE(hidden_dim=8, n_layers=1, edge_attr_dim=0, step_size=0.25).double()
+    pos, vel, _ = make_inputs()
+    node = pos.new_zeros(2, 4, 0)
+    times = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)
+    xs, vs = ode.trajectory(pos, vel, node, None, times)
+    assert xs.shape == (3, 2, 4, 3)
+    torch.testing.assert_close(xs[0], pos)
+    x1, v1 = ode.forward_state(pos, vel, node)
+    torch.testing.assert_close(x1, xs[-1])
+    # the field starts small: the flow is close to free motion x + v t
+    assert (x1 - (pos + vel)).abs().max() < 0.05
+    # dx/dt = v: the positions are the integral of the velocities (Simpson on 3 points)
+    simpson = pos + (vs[0] + 4 * vs[1] + vs[2]) / 6
+    assert (simpson - x1).abs().max() < 1e-3
+
+
+def test_training_lowers_loss_and_bad_input():
+    torch.manual_seed(0)
+    ode = NeuralODE(hidden_dim=8, n_layers=1, edge_attr_dim=0, step_size=0.5)
+    pos, vel, _ = make_inputs(batch=8, dtype=torch.float32)
+    node = pos.new_zeros(8, 4, 0)
+    center = pos.mean(1, keepdim=True)
+    target = pos + vel - 0.3 * (pos - center)  # a harmonic pull towards the centre
+    opt = torch.optim.Adam(ode.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(15):
+        loss = ((ode(pos, vel, node) - target) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0]
+    with pytest.raises(ValueError, match="unsupported method"):
+        NeuralODE(method="rk45")
+    with pytest.raises(ValueError, match="times must be 1-D"):
+        ode.trajectory(pos, vel, node, None, torch.tensor([0.0]))
+    with pytest.raises(ValueError, match="vel must have the shape"):
+        ode(pos, vel[:, :3], node)
