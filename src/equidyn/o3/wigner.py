@@ -127,24 +127,34 @@ def so3_generators(
 
 
 @functools.cache
-def _d_constants_f64(l: int) -> tuple[Tensor, Tensor, Tensor]:
-    """(m, k, P): exp(t J_y) = diag(cos(m t)) + antidiag(sin(k t)), P = D^l(Z(-pi/2)).
+def _d_constants_f64(l: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """(m, k, freq, K_x, P) with, in the real basis,
 
-    In the real basis J_y only couples m with -m: J_y[l+m, l-m] = -m (tested), so
-    exp(t J_y)[l+m, l+m] = cos(m t) and exp(t J_y)[l+m, l-m] = sin(-m t).
+    * exp(t J_y) = diag(cos(m t)) + antidiag(sin(k t)): J_y only couples m with -m,
+      J_y[l+m, l-m] = -m (tested), so k = -m;
+    * P = D^l(Z(-pi/2)); Z(-pi/2) maps e_y to e_x, so D(X(b)) = P exp(b J_y) P^T;
+    * D(X(b)) = f(b) @ K_x, f(b) = (cos(j b))_{j=0..l} ++ (sin(j b))_{j=1..l} = cos/sin(freq b),
+      K_x of shape (2l+1, (2l+1)^2): the trigonometric expansion of P exp(b J_y) P^T.
     """
     J = _so3_generators_f64(l)
+    n = 2 * l + 1
     m = torch.arange(-l, l + 1, dtype=torch.float64)
-    # Z(-pi/2) maps e_y to e_x, so X(b) = Z(-pi/2) Y(b) Z(-pi/2)^T
     P = torch.linalg.matrix_exp(-math.pi / 2 * J[2])
     P = torch.where(P.abs() < 1e-14, torch.zeros_like(P), P)
-    return m, -m, P
+    K = torch.zeros(n, n, n, dtype=torch.float64)
+    for i in range(n):
+        mi = i - l
+        K[abs(mi)] += torch.outer(P[:, i], P[:, i])  # cos(|m| b) on the diagonal of exp(b J_y)
+        if mi != 0:  # sin(-m b) = -sign(m) sin(|m| b) at (i, n-1-i)
+            K[l + abs(mi)] -= math.copysign(1.0, mi) * torch.outer(P[:, i], P[:, n - 1 - i])
+    freq = torch.cat([torch.arange(0, l + 1), torch.arange(1, l + 1)]).to(torch.float64)
+    return m, -m, freq, K.reshape(n, n * n), P
 
 
-_D_CACHE: dict[tuple[int, torch.dtype, torch.device], tuple[Tensor, Tensor, Tensor]] = {}
+_D_CACHE: dict[tuple[int, torch.dtype, torch.device], tuple[Tensor, ...]] = {}
 
 
-def _d_constants(l: int, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+def _d_constants(l: int, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, ...]:
     key = (l, dtype, device)
     if key not in _D_CACHE:
         _D_CACHE[key] = tuple(t.to(dtype=dtype, device=device) for t in _d_constants_f64(l))
@@ -162,13 +172,15 @@ def _rot_y_right(M: Tensor, c: Tensor, s: Tensor) -> Tensor:
 
 
 def _wigner_D_angles(l: int, alpha: Tensor, beta: Tensor, gamma: Tensor) -> Tensor:
-    m, k, P = _d_constants(l, alpha.dtype, alpha.device)
+    m, k, freq, K, _ = _d_constants(l, alpha.dtype, alpha.device)
+    n = 2 * l + 1
+    # D = Dy(alpha) D(X(beta)) Dy(gamma), D(X(beta)) = f(beta) @ K: one GEMM with K = 2l+1
+    fb = beta[..., None] * freq  # (..., n)
+    fb = torch.cat([torch.cos(fb[..., : l + 1]), torch.sin(fb[..., l + 1 :])], dim=-1)
+    X = (fb @ K).unflatten(-1, (n, n))  # (..., n, n)
     ca, sa = torch.cos(alpha[..., None] * m), torch.sin(alpha[..., None] * k)  # (..., n)
-    cb, sb = torch.cos(beta[..., None] * m), torch.sin(beta[..., None] * k)
     cc, sc = torch.cos(gamma[..., None] * m), torch.sin(gamma[..., None] * k)
-    # D = Dy(alpha) P Dy(beta) P^T Dy(gamma); only the product with P is a dense matmul
-    M = _rot_y_left(cb, sb, _rot_y_right(P.T, cc, sc))  # (..., n, n)
-    return _rot_y_left(ca, sa, P @ M)  # (..., n, n)
+    return _rot_y_left(ca, sa, _rot_y_right(X, cc, sc))  # (..., n, n)
 
 
 def wigner_D_from_angles(l: int, alpha: Tensor, beta: Tensor, gamma: Tensor) -> Tensor:
@@ -211,7 +223,7 @@ def _wigner_D(l: int, R: Tensor) -> Tensor:
         ca * Rp[..., 0, 2] - sa * Rp[..., 2, 2], ca * Rp[..., 0, 0] - sa * Rp[..., 2, 0]
     )
     D = _wigner_D_angles(l, alpha, beta, gamma)  # (..., n, n)
-    P = _d_constants(l, R.dtype, R.device)[2]
+    P = _d_constants(l, R.dtype, R.device)[-1]
     return torch.where(use_q[..., None, None], P @ D, D)  # (..., 2l+1, 2l+1)
 
 
