@@ -360,3 +360,30 @@ def test_errors():
         fc(torch.randn(2, 1), torch.randn(2, 1), torch.randn(1))
     with pytest.raises(ValueError, match="same number of channels"):
         o3.ElementwiseTensorProduct("2x0e", "3x0e")
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_convolution_fast_path_gradients(shared):
+    """The eager convolution kernel (uvu, mul2 = 1): gradients, second derivatives, and
+    agreement with the functional version, including two paths into one output block and
+    an output block that no path reaches."""
+    paths = [
+        o3.Path(0, 1, 1, "uvu", True),
+        o3.Path(1, 0, 1, "uvu", True),
+        o3.Path(1, 1, 0, "uvu", True),
+        o3.Path(1, 2, 3, "uvu", True),
+    ]
+    tp = o3.TensorProduct(
+        "2x0e+2x1o", "1x0e+1x1o+1x2e", "2x0e+2x1o+2x1e+2x2o", paths, internal_weights=False
+    ).to(F64)
+    assert tp._conv_plan is not None and not tp._conv_plan.covered
+    g = torch.Generator().manual_seed(4)
+    x1 = torch.randn(2, tp.irreps_in1.dim, dtype=F64, generator=g, requires_grad=True)
+    x2 = torch.randn(2, tp.irreps_in2.dim, dtype=F64, generator=g, requires_grad=True)
+    shape = (tp.weight_numel,) if shared else (2, tp.weight_numel)
+    w = torch.randn(*shape, dtype=F64, generator=g, requires_grad=True)
+    ref = tp._functional(x1, x2, w, shared, 2)
+    torch.testing.assert_close(tp(x1, x2, w), ref, atol=1e-12, rtol=0)
+    assert torch.autograd.gradcheck(tp, (x1, x2, w))
+    if not shared:  # the second derivative differentiates the functional version
+        assert torch.autograd.gradgradcheck(tp, (x1, x2, w))

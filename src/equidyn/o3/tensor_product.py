@@ -55,6 +55,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from equidyn.o3._tp_kernels import ConvFunction, ConvGroup, ConvPath, ConvPlan
 from equidyn.o3.irreps import Irrep, Irreps
 from equidyn.o3.wigner import wigner_3j
 
@@ -405,6 +406,41 @@ class TensorProduct(nn.Module):
 
         for name, t in self._exact.items():
             self.register_buffer(name, t.to(torch.get_default_dtype()), persistent=False)
+        self._conv_plan = self._make_conv_plan(live)
+
+    def _make_conv_plan(self, live: list[int]) -> ConvPlan | None:
+        """Plan of the eager fast kernel, when every path is a weighted ``uvu`` path whose
+        second input block has multiplicity 1 (the convolution); else ``None``."""
+        if not live or self._uvw_groups or self._other:
+            return None
+        if not all(g["single"] for g in self._uvu_groups):
+            return None
+        if not all(self.paths[i].weighted for g in self._uvu_groups for i in g["paths"]):
+            return None
+        sl1, slo = self.irreps_in1.slices(), self.irreps_out.slices()
+        written: set[int] = set()
+        groups = []
+        for g in self._uvu_groups:
+            a = g["a"]
+            U, d1 = self.irreps_in1[a].mul, self.irreps_in1[a].ir.dim
+            k0, cps = 0, []
+            for i, wd in zip(g["paths"], g["widths"]):
+                p = self.paths[i]
+                cps.append(
+                    ConvPath(k0, wd, slo[p.out].start, self._woffsets[i], p.out not in written)
+                )
+                written.add(p.out)
+                k0 += wd
+            groups.append(ConvGroup(sl1[a].start, U, d1, g["K"], tuple(cps)))
+        covered = all(c in written for c, (m, _) in enumerate(self.irreps_out) if m > 0)
+        return ConvPlan(
+            tuple(groups),
+            self.irreps_out.dim,
+            self.irreps_in1.dim,
+            self.irreps_in2.dim,
+            self.weight_numel,
+            covered,
+        )
 
     def _apply(self, fn: Any, *args: Any, **kw: Any) -> TensorProduct:
         super()._apply(fn, *args, **kw)
@@ -485,6 +521,19 @@ class TensorProduct(nn.Module):
         return out.reshape(*batch, self.irreps_out.dim)
 
     def _main(self, x1: Tensor, x2: Tensor, weight: Tensor, shared: bool, Z: int) -> Tensor:
+        if self._conv_plan is not None and not torch.compiler.is_compiling():
+            # eager fast path (same numbers; see equidyn.o3._tp_kernels)
+            consts = [getattr(self, g["C"]) for g in self._uvu_groups]
+            return ConvFunction.apply(
+                self._conv_plan, self._reference, x1, x2, weight, *consts
+            )  # [Z, irreps_out.dim]
+        return self._functional(x1, x2, weight, shared, Z)
+
+    def _reference(self, x1: Tensor, x2: Tensor, weight: Tensor) -> Tensor:
+        return self._functional(x1, x2, weight, weight.ndim == 1, x1.shape[0])
+
+    def _functional(self, x1: Tensor, x2: Tensor, weight: Tensor, shared: bool, Z: int) -> Tensor:
+        """All kernels from differentiable torch ops (what torch.compile traces)."""
         ir1s, ir2s, outs = self.irreps_in1, self.irreps_in2, self.irreps_out
         x1b = [
             t.reshape(Z, m, ir.dim)
