@@ -109,7 +109,9 @@ def test_wigner_D_group_law_hypothesis(l, seed):
     assert (D[0] @ D[1] @ D[2] - W.wigner_D(l, R[0] @ R[1] @ R[2])).abs().max() < 1e-12
     # exp(t n.J) is D of the rotation by t about n
     n, t = R[0, 0], R[1, 0, 0] * 3
-    expm = torch.linalg.matrix_exp(t * torch.einsum("i,ijk->jk", n, W.so3_generators(l, dtype=F64)))
+    # (batched: torch's unbatched matrix_exp is only ~1e-11 accurate for small arguments)
+    A = t * torch.einsum("i,ijk->jk", n, W.so3_generators(l, dtype=F64))
+    expm = torch.linalg.matrix_exp(A[None])[0]
     assert (W.wigner_D(l, rot.axis_angle_to_matrix(n, t)) - expm).abs().max() < 1e-12
 
 
@@ -304,6 +306,7 @@ def test_wigner_3j_permutation_symmetry():
 
 def test_wigner_3j_large_l_exact_and_fast():
     W._wigner_3j_f64.cache_clear()
+    W._CONSTANTS.pop(("_wigner_3j_f64", 10, 10, 10), None)
     t = time.perf_counter()
     C = W.wigner_3j(10, 10, 10, dtype=F64)
     first = time.perf_counter() - t
@@ -316,6 +319,19 @@ def test_wigner_3j_large_l_exact_and_fast():
     D = W.wigner_D(10, R)
     CR = torch.einsum("nia,njb,nkc,abc->nijk", D, D, D, C)
     assert (CR - C).abs().max() < 1e-12
+
+
+def test_wigner_3j_and_generators_under_compile():
+    W.wigner_3j(1, 2, 3)  # constants are built outside the compiled region (e.g. in __init__)
+    W.so3_generators(2)
+
+    def f(x):
+        C = W.wigner_3j(1, 2, 3, dtype=x.dtype)
+        return torch.einsum("i,ijk->jk", x, C) + W.so3_generators(2, dtype=x.dtype)[0, :, :1]
+
+    torch._dynamo.reset()
+    x = torch.randn(3, generator=_gen(), dtype=F64)
+    assert torch.equal(torch.compile(f, fullgraph=True, backend="eager")(x), f(x))
 
 
 def test_wigner_3j_returns_copies_and_dtypes():
@@ -335,3 +351,4 @@ def test_wigner_3j_errors():
         W.wigner_3j(1, -1, 1)
     with pytest.raises(TypeError, match="l3 must be a non-negative int"):
         W.wigner_3j(1, 1, 1.0)
+    assert W.wigner_3j(1, torch.tensor(1).item(), 2).shape == (3, 3, 5)
