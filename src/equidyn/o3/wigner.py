@@ -155,6 +155,8 @@ def _d_constants_f64(l: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     n = 2 * l + 1
     m = torch.arange(-l, l + 1, dtype=torch.float64)
     P = torch.linalg.matrix_exp(-math.pi / 2 * J[2])
+    U, _, Vh = torch.linalg.svd(P)
+    P = U @ Vh  # nearest orthogonal matrix: removes the ~1e-14 drift of matrix_exp
     P = torch.where(P.abs() < 1e-14, torch.zeros_like(P), P)
     K = torch.zeros(n, n, n, dtype=torch.float64)
     for i in range(n):
