@@ -116,24 +116,51 @@ class _Coefficients:
         self.gamma = torch.tensor(gamma, dtype=torch.float64)  # [dim]
         self.b_values = torch.tensor(b_values, dtype=torch.float64).unsqueeze(1)  # [*, 1]
 
-        # Backward: per l >= 1 the matrix (2l+1, 3 (2l-1)) of d Y_l / d(X, Y, Z) in terms of
-        # Y_{l-1}; columns grouped by direction X, Y, Z.
-        self.ladder: list[Tensor] = [torch.zeros(1, 0, dtype=torch.float64)]
-        for l in range(1, lmax + 1):
-            self.ladder.append(_ladder_matrix(l, normalization))
-        self.cache: dict[tuple[torch.dtype, torch.device], tuple[Tensor, Tensor, list[Tensor]]]
-        self.cache = {}
+        # Backward: per l, the ladder relations as two small matrices acting on products of
+        # three overlapping row windows of grad Y_l with Y_{l-1} (see _ladder).
+        self.windows = [_window_coefficients(l, normalization) for l in range(1, lmax + 1)]
+        self.reverse = torch.tensor(
+            [(l - 1) ** 2 + 2 * l - 2 - j for l in range(1, lmax + 1) for j in range(2 * l - 1)],
+            dtype=torch.long,
+        )  # reverses each block Y_{l-1}, l = 1..lmax
+        self.cache: dict[tuple[torch.dtype, torch.device], tuple] = {}
 
-    def on(self, like: Tensor) -> tuple[Tensor, Tensor, list[Tensor]]:
-        """(gamma, b, ladder matrices) in the dtype and on the device of ``like``."""
+    def on(self, like: Tensor) -> tuple[Tensor, Tensor, list[tuple[Tensor, Tensor]], Tensor]:
+        """(gamma, b, window coefficients, reverse index) on the dtype/device of ``like``."""
         key = (like.dtype, like.device)
         if key not in self.cache:
+            dtype, device = like.dtype, like.device
             self.cache[key] = (
-                self.gamma.to(dtype=like.dtype, device=like.device),
-                self.b_values.to(dtype=like.dtype, device=like.device),
-                [d.to(dtype=like.dtype, device=like.device) for d in self.ladder],
+                self.gamma.to(dtype=dtype, device=device),
+                self.b_values.to(dtype=dtype, device=device),
+                [
+                    (c1.to(dtype=dtype, device=device), c2.to(dtype=dtype, device=device))
+                    for c1, c2 in self.windows
+                ],
+                self.reverse.to(device=device),
             )
         return self.cache[key]
+
+
+def _window_coefficients(l: int, normalization: str) -> tuple[Tensor, Tensor]:
+    """Coefficients of the backward pass of block l, read off the ladder matrix M_l.
+
+    With w = 2l - 1 and j = 0..w-1 indexing Y_{l-1}: rows j, j+1, j+2 of grad Y_l (windows
+    k = 0, 1, 2) meet Y_{l-1}[j] in d/dX (k = 0, 2) and d/dZ (k = 1); rows j, j+2 meet the
+    reversed Y_{l-1}[w-1-j] in d/dY. Returns c1 (3, w*3), columns (j, k), for the products
+    with Y_{l-1}, and c2 (3, 2*w), columns (k', j) with k' = 0, 2, for the reversed ones.
+    """
+    m = _ladder_matrix(l, normalization)  # [2l+1, 3w]
+    w = 2 * l - 1
+    c1 = torch.zeros(3, w, 3, dtype=torch.float64)
+    c2 = torch.zeros(3, 2, w, dtype=torch.float64)
+    for j in range(w):
+        c1[0, j, 0], c1[0, j, 2] = m[j, j], m[j + 2, j]
+        c1[2, j, 1] = m[j + 1, 2 * w + j]
+        c2[1, 0, j], c2[1, 1, j] = m[j, 2 * w - 1 - j], m[j + 2, 2 * w - 1 - j]
+    if abs(float(c1.abs().sum() + c2.abs().sum() - m.abs().sum())) > 1e-9 * float(m.abs().sum()):
+        raise RuntimeError(f"internal error: ladder structure of l={l} not captured")
+    return c1.reshape(3, w * 3), c2.reshape(3, 2 * w)
 
 
 def _ladder_matrix(l: int, normalization: str) -> Tensor:
@@ -199,7 +226,7 @@ def _forward(x: Tensor, coefficients: _Coefficients, normalize: bool) -> Tensor:
     contiguous rows of n values.
     """
     lmax = coefficients.lmax
-    gamma, b, _ = coefficients.on(x)
+    gamma, b, _, _ = coefficients.on(x)
     n = x.shape[0]
     rows = x.t().contiguous()  # [3, n]
     r2 = (rows * rows).sum(0)  # [n]
@@ -234,19 +261,24 @@ def _forward(x: Tensor, coefficients: _Coefficients, normalize: bool) -> Tensor:
 def _ladder(grad: Tensor, y: Tensor, coefficients: _Coefficients) -> Tensor:
     """sum_j grad_j dY_j/du as (3, n), rows X, Y, Z, from grad and Y(u), both (dim, n).
 
-    Differentiable (matrix products, products and sums), so it serves double backward too.
+    Per l: three overlapping row windows of grad Y_l (a view) times Y_{l-1}, two of them times
+    the reversed Y_{l-1}, reduced by two small matrix products. Only differentiable
+    operations, so this serves double backward too.
     """
-    _, _, ladder = coefficients.on(y)
+    _, _, windows, reverse = coefficients.on(y)
     n = y.shape[1]
-    parts = []
+    if not grad.is_contiguous():
+        grad = grad.contiguous()  # component-major rows
+    y_rev = y.index_select(0, reverse)  # [dim of l < lmax, n]
+    total = y.new_zeros(3, n)
     for l in range(1, coefficients.lmax + 1):
-        o = l * l
-        pulled = ladder[l].t() @ grad[o : o + 2 * l + 1]  # [3 (2l-1), n]
-        prev = y[(l - 1) ** 2 : o]  # [2l-1, n]
-        parts.append((pulled.view(3, 2 * l - 1, n) * prev).sum(1))  # [3, n]
-    if not parts:
-        return y.new_zeros(3, n)
-    return torch.stack(parts).sum(0) if len(parts) > 1 else parts[0]
+        o, p, w = l * l, (l - 1) ** 2, 2 * l - 1
+        c1, c2 = windows[l - 1]
+        g = grad[o : o + 2 * l + 1].unfold(0, w, 1).permute(2, 0, 1)  # [w, 3, n] windows
+        with_y = (g * y[p:o].unsqueeze(1)).reshape(w * 3, n)
+        with_r = (g[:, 0::2].transpose(0, 1) * y_rev[p:o]).reshape(2 * w, n)
+        total = torch.addmm(torch.addmm(total, c1, with_y), c2, with_r)
+    return total
 
 
 def _normalize(x: Tensor) -> tuple[Tensor, Tensor]:
