@@ -236,7 +236,8 @@ def train(
     config = dict(config or {})
     if resume and ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)
-        if ckpt.get("config") != config:
+        stored = {k: v for k, v in ckpt.get("config", {}).items() if k in config}
+        if stored != config:
             raise ValueError(
                 f"{ckpt_path} was written with a different configuration {ckpt.get('config')}; "
                 "pass --fresh or another --out"
