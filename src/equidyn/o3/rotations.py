@@ -67,6 +67,17 @@ __all__ = [
 # validation
 # ---------------------------------------------------------------------------------------------
 
+try:
+    _compiling = torch.compiler.is_compiling
+except AttributeError:  # torch < 2.3
+    from torch._dynamo import is_compiling as _compiling
+
+
+def _is_compiling() -> bool:
+    """True while torch.compile traces the caller."""
+    return bool(_compiling())
+
+
 _TOLERANCES = {
     torch.float64: 1e-8,
     torch.float32: 1e-4,
@@ -123,7 +134,7 @@ def check_rotation(R: Tensor, *, allow_improper: bool = False, name: str = "R") 
     # det = r0 . (r1 x r2), written out: works for every floating dtype and under compile
     det = (Rd[..., 0, :] * torch.linalg.cross(Rd[..., 1, :], Rd[..., 2, :], dim=-1)).sum(-1)
     sign = torch.where(det < 0, -1.0, 1.0).to(R.dtype)  # (...)
-    if torch.compiler.is_compiling():
+    if _is_compiling():
         return sign
     tol = rotation_tolerance(R.dtype)
     if R.numel() == 0:

@@ -33,7 +33,7 @@ from fractions import Fraction
 import torch
 from torch import Tensor
 
-from equidyn.o3.rotations import check_rotation
+from equidyn.o3.rotations import _is_compiling, check_rotation
 
 __all__ = ["so3_generators", "wigner_D", "wigner_D_from_angles", "wigner_3j"]
 
@@ -255,12 +255,14 @@ def wigner_D(l: int, R: Tensor) -> Tensor:
     :math:`D^l` is the representation with :math:`Y^l(Rx) = D^l(R) Y^l(x)`:
     :math:`D^l(\exp(\theta[n]_\times)) = \exp(\theta\, n\cdot J)` (:func:`so3_generators`),
     :math:`D^1(R) = R`, :math:`D^l(R_1 R_2) = D^l(R_1) D^l(R_2)`, :math:`D^l` orthogonal.
-    Equal to e3nn's ``Irrep(l, 1).D_from_matrix(R)``.
+    Equal to e3nn's ``Irrep(l, 1).D_from_matrix(R)`` up to rounding.
 
     Computed from Euler angles of :math:`R` or of :math:`Z(-\pi/2)^\top R` (whichever is
-    far from gimbal lock) with :func:`wigner_D_from_angles`: no matrix exponential, accurate to
-    ~1e-14 in float64 at l = 12, differentiable everywhere, batched, works under
-    ``torch.compile(fullgraph=True)``.
+    far from gimbal lock) with :func:`wigner_D_from_angles`: no matrix exponential; in float64
+    the error against a 40-digit reference is ~2e-15 at l = 12 (e3nn's: ~2e-14), and it agrees
+    with e3nn to ~5e-14. Differentiable everywhere (identity, angle :math:`\pi` and gimbal lock
+    included), batched, works under ``torch.compile(fullgraph=True)`` (validation is skipped
+    while compiling).
 
     ``R`` is validated with :func:`~equidyn.o3.rotations.check_rotation`; reflections
     (:math:`\det R = -1`) raise ``ValueError``: an improper element acts on an irrep with a
@@ -277,7 +279,7 @@ def wigner_D(l: int, R: Tensor) -> Tensor:
     """
     l = _check_l(l)
     det = check_rotation(R, allow_improper=True, name="R")  # (...)
-    if not torch.compiler.is_compiling() and bool((det < 0).any()):
+    if not _is_compiling() and bool((det < 0).any()):
         raise ValueError(
             f"wigner_D needs proper rotations (det R = +1) but R contains "
             f"{int((det < 0).sum())} improper one(s); an improper R = -R' acts on irrep "
