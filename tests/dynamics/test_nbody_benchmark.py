@@ -52,8 +52,6 @@ def test_train_resume_and_outputs(tiny_splits, tmp_path, capsys):
 def test_models_and_errors():
     with pytest.raises(ValueError, match="unknown model"):
         build_model("egnn2")
-    with pytest.raises(ValueError, match="tensor products"):
-        build_model("segnn")
     with pytest.raises(ValueError, match="--task rollout"):
         main(["--model", "gnn", "--task", "rollout"])
     # the GNN is measurably not equivariant, EGNN is

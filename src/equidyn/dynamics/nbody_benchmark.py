@@ -21,6 +21,7 @@ Example: ``equidyn nbody --model egnn_vel --epochs 100 --out runs/egnn``.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
 import sys
@@ -54,7 +55,21 @@ __all__ = [
     "train",
 ]
 
-#: model name -> (constructor, kind of input features, see :func:`features`)
+
+def _steerable(module: str, cls: str) -> Callable[[int, int], nn.Module]:
+    """Factory of a tensor-product model (SEGNN, TFN, SE(3)-Transformer), imported on use."""
+
+    def make(hidden: int, layers: int) -> nn.Module:
+        try:
+            model_cls = getattr(importlib.import_module(f"equidyn.models.{module}"), cls)
+        except (ImportError, AttributeError) as e:
+            raise ValueError(f"model {cls} is not available in this installation ({e})") from e
+        return model_cls(hidden, layers, 0, 1)
+
+    return make
+
+
+#: model name -> (constructor(hidden, layers), kind of input features, see :func:`features`)
 MODELS: dict[str, tuple[Callable[[int, int], nn.Module], str]] = {
     "linear": (lambda h, layers: LinearDynamics(node_attr_dim=0, edge_attr_dim=0), "none"),
     "egnn": (lambda h, layers: EGNN(h, layers, 0, 2, velocity=False), "egnn"),
@@ -65,9 +80,10 @@ MODELS: dict[str, tuple[Callable[[int, int], nn.Module], str]] = {
         lambda h, layers: NeuralODE(hidden_dim=h, n_layers=layers, edge_attr_dim=1),
         "charges",
     ),
+    "segnn": (_steerable("segnn", "SEGNN"), "charges"),
+    "tfn": (_steerable("tfn", "TFN"), "charges"),
+    "se3_transformer": (_steerable("se3_transformer", "SE3Transformer"), "charges"),
 }
-# reserved for the tensor-product models (issue 5, second part)
-PLANNED = ("segnn", "tfn", "se3_transformer")
 
 PUBLISHED = {  # test MSE (paper), anchors.md §2
     "linear": 0.0819,
@@ -113,8 +129,6 @@ def build_model(name: str, hidden_dim: int = 64, n_layers: int = 4) -> tuple[nn.
     >>> type(model).__name__, kind
     ('LinearDynamics', 'none')
     """
-    if name in PLANNED:
-        raise ValueError(f"model {name!r} needs the o3 tensor products and is not available yet")
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; expected one of {sorted(MODELS)}")
     make, kind = MODELS[name]
