@@ -56,10 +56,30 @@ class ConvPlan:
     covered: bool  # every output column written by some path
 
 
+def _group_indices(g: ConvGroup, device: torch.device) -> tuple[Tensor, Tensor]:
+    """For every entry ``(u, k)`` of Y (flattened ``u * K + k``): its output column and the
+    index of its weight (path of column ``k``, channel ``u``)."""
+    dst = torch.empty(g.U, g.K, dtype=torch.long)
+    wcol = torch.empty(g.U, g.K, dtype=torch.long)
+    u = torch.arange(g.U)[:, None]
+    for p in g.paths:
+        k = torch.arange(p.d3)[None, :]
+        dst[:, p.k0 : p.k0 + p.d3] = p.out_off + u * p.d3 + k
+        wcol[:, p.k0 : p.k0 + p.d3] = p.w_off + u
+    return dst.reshape(-1).to(device), wcol.reshape(-1).to(device)
+
+
+def _expanded_weights(g: ConvGroup, w: Tensor, wcol: Tensor) -> Tensor:
+    """``w_exp[(z,) u, k] = w[(z,) w_off(path(k)) + u]``: ``[(Z,) U, K]``."""
+    return w.index_select(-1, wcol).view(*w.shape[:-1], g.U, g.K)
+
+
 class ConvFunction(torch.autograd.Function):
     """``out = conv(x1, x2, w)`` with the functional fallback ``reference`` for double
     backward. Inputs: x1 ``[Z, dim1]``, x2 ``[Z, dim2]``, w ``[Z, numel]`` or ``[numel]``,
-    then one constant ``C_a`` ``[dim2, d1 * K]`` per group."""
+    then one constant ``C_a`` ``[dim2, d1 * K]`` per group. Every elementwise step runs on
+    whole contiguous ``[Z, U, K]`` tensors; outputs are placed with one column scatter per
+    group."""
 
     @staticmethod
     def forward(  # type: ignore[override]
@@ -72,21 +92,20 @@ class ConvFunction(torch.autograd.Function):
         *Cs: Tensor,
     ) -> Tensor:
         Z = x1.shape[0]
-        out = x1.new_empty(Z, plan.dim_out) if plan.covered else x1.new_zeros(Z, plan.dim_out)
+        single = plan.covered and all(p.first for g in plan.groups for p in g.paths)
+        out = x1.new_empty(Z, plan.dim_out) if single else x1.new_zeros(Z, plan.dim_out)
         ys = []
         for g, C in zip(plan.groups, Cs):
+            dst, wcol = _group_indices(g, x1.device)
             xa = x1.narrow(1, g.x1_off, g.U * g.d1).unflatten(1, (g.U, g.d1))  # [Z, U, d1]
             M = (x2 @ C).view(Z, g.d1, g.K)  # [Z, d1, K]
             y = torch.bmm(xa, M)  # [Z, U, K]
             ys.append(y)
-            for p in g.paths:
-                o = out.narrow(1, p.out_off, g.U * p.d3).unflatten(1, (g.U, p.d3))
-                wp = w.narrow(-1, p.w_off, g.U).unsqueeze(-1)  # [(Z,) U, 1]
-                yp = y.narrow(2, p.k0, p.d3)
-                if p.first:
-                    torch.mul(yp, wp, out=o)
-                else:
-                    o.addcmul_(yp, wp)
+            yw = (y * _expanded_weights(g, w, wcol)).view(Z, g.U * g.K)
+            if single:
+                out.index_copy_(1, dst, yw)
+            else:
+                out.index_add_(1, dst, yw)
         ctx.plan = plan
         ctx.reference = reference
         ctx.save_for_backward(x1, x2, w, *Cs, *ys)
@@ -109,23 +128,19 @@ class ConvFunction(torch.autograd.Function):
             res = [next(grads) if r else None for r in need]
             return (None, None, *res, *([None] * n))
         Z = x1.shape[0]
-        g = g.contiguous()
         gx1 = torch.zeros_like(x1) if need[0] else None
         gx2 = torch.zeros_like(x2) if need[1] else None
         gw = torch.zeros_like(w) if need[2] else None
-        shared = w.ndim == 1
         for grp, C, y in zip(plan.groups, Cs, ys):
-            gy = y.new_empty(Z, grp.U, grp.K)
-            for p in grp.paths:
-                gp = g.narrow(1, p.out_off, grp.U * p.d3).unflatten(1, (grp.U, p.d3))
-                wp = w.narrow(-1, p.w_off, grp.U).unsqueeze(-1)
-                torch.mul(gp, wp, out=gy.narrow(2, p.k0, p.d3))
-                if gw is not None:
-                    yp = y.narrow(2, p.k0, p.d3)
-                    if shared:
-                        gw.narrow(0, p.w_off, grp.U).add_(torch.einsum("zuk,zuk->u", gp, yp))
-                    else:
-                        gw.narrow(1, p.w_off, grp.U).copy_(torch.linalg.vecdot(gp, yp, dim=-1))
+            dst, wcol = _group_indices(grp, x1.device)
+            G = g.index_select(1, dst).view(Z, grp.U, grp.K)  # [Z, U, K]
+            gy = G * _expanded_weights(grp, w, wcol)  # [Z, U, K]
+            if gw is not None:
+                s = (G * y).view(Z, grp.U * grp.K)
+                if w.ndim == 1:
+                    gw.index_add_(0, wcol, s.sum(0))
+                else:
+                    gw.index_add_(1, wcol, s)
             if gx1 is None and gx2 is None:
                 continue
             M = (x2 @ C).view(Z, grp.d1, grp.K)
