@@ -1,0 +1,300 @@
+r"""Building blocks shared by the steerable dynamics models (SEGNN, TFN, SE(3)-Transformer).
+
+Particles live on a dense, fully connected graph. The ``n (n − 1)`` ordered pairs
+:math:`(i, j)`, :math:`j \ne i`, are laid out as ``(batch, n, n − 1, ...)``: row ``i`` holds
+the neighbours ``j = 0 .. n−1`` of ``i`` without ``i`` itself, in increasing order. A sum over
+neighbours is then a sum over dimension 2, and gathering ``h_j`` is one ``index_select``.
+
+The node input of the three models is
+
+.. math::  x_i = \big(|v_i|\ (0e),\ v_i\ (1o),\ x_i - \bar x\ (1o),\ a_i\ (d \times 0e)\big)
+
+with :math:`\bar x` the centroid of the particles and :math:`a_i` the optional scalar node
+attributes (``node_input_irreps`` gives the layout: ``1x0e + 2x1o + dx0e``, simplified).
+The models predict a ``1o`` vector :math:`\delta_i` per particle and return
+:math:`x_i + \delta_i`: every input enters through :math:`x_i - \bar x`, :math:`x_i - x_j`,
+:math:`v_i` and scalars, so :math:`\delta` is O(3)-equivariant and translation invariant, and
+the prediction is E(3)-equivariant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from equidyn.nn import MLP, Gate, GaussianBasis
+from equidyn.o3 import (
+    ChannelwiseTensorProduct,
+    FullyConnectedTensorProduct,
+    Irrep,
+    Irreps,
+    spherical_harmonics,
+)
+
+__all__ = [
+    "Convolution",
+    "EdgeEmbedding",
+    "IrrepsConcat",
+    "SteerableLayer",
+    "gate_irreps",
+    "neighbour_index",
+    "node_input_irreps",
+    "node_inputs",
+    "off_diagonal",
+]
+
+
+def neighbour_index(n: int, device: torch.device | None = None) -> Tensor:
+    """``[n, n − 1]`` long tensor: row ``i`` lists the ``j != i`` in increasing order.
+
+    >>> neighbour_index(3).tolist()
+    [[1, 2], [0, 2], [0, 1]]
+    """
+    j = torch.arange(n - 1, device=device)
+    i = torch.arange(n, device=device)[:, None]
+    return j[None, :] + (j[None, :] >= i).long()  # [n, n - 1]
+
+
+def off_diagonal(t: Tensor, index: Tensor) -> Tensor:
+    """Pairs ``(batch, n, n, ...)`` → ``(batch, n, n − 1, ...)`` keeping ``j != i``.
+
+    >>> t = torch.arange(9.0).reshape(1, 3, 3)
+    >>> off_diagonal(t, neighbour_index(3)).tolist()
+    [[[1.0, 2.0], [3.0, 5.0], [6.0, 7.0]]]
+    """
+    n = index.shape[0]
+    idx = index.reshape(1, n, n - 1, *([1] * (t.dim() - 3)))
+    idx = idx.expand(t.shape[0], n, n - 1, *t.shape[3:])
+    return torch.gather(t, 2, idx)  # [batch, n, n - 1, ...]
+
+
+def node_input_irreps(node_attr_dim: int) -> Irreps:
+    """Irreps of :func:`node_inputs`: ``|v|``, then ``v`` and ``x − x̄``, then the attributes.
+
+    >>> node_input_irreps(2)
+    1x0e+2x1o+2x0e
+    """
+    irreps = Irreps("1x0e + 2x1o")
+    return irreps + Irreps(f"{node_attr_dim}x0e") if node_attr_dim > 0 else irreps
+
+
+def node_inputs(pos: Tensor, vel: Tensor, node_attr: Tensor) -> Tensor:
+    """``[|v_i|, v_i, x_i − x̄, a_i]`` (batch, n, 7 + d), laid out as :func:`node_input_irreps`.
+
+    >>> x = node_inputs(torch.ones(1, 2, 3), torch.zeros(1, 2, 3), torch.zeros(1, 2, 0))
+    >>> x.shape
+    torch.Size([1, 2, 7])
+    """
+    speed = vel.norm(dim=-1, keepdim=True)  # [batch, n, 1]
+    centred = pos - pos.mean(dim=1, keepdim=True)  # [batch, n, 3]
+    return torch.cat([speed, vel, centred, node_attr], dim=-1)  # [batch, n, 7 + d]
+
+
+def gate_irreps(irreps: Irreps | str) -> tuple[Irreps, Irreps, Irreps]:
+    """Split hidden irreps into ``(scalars, gates, gated)`` for :class:`equidyn.nn.Gate`.
+
+    Scalars are the ``0e`` blocks; every other irrep is gated by one extra ``0e`` scalar.
+
+    >>> gate_irreps("8x0e + 4x1o + 2x2e")
+    (8x0e, 6x0e, 4x1o+2x2e)
+    """
+    irreps = Irreps(irreps)
+    scalars = Irreps([(m, ir) for m, ir in irreps if ir == Irrep("0e")])
+    gated = Irreps([(m, ir) for m, ir in irreps if ir != Irrep("0e")])
+    gates = Irreps(f"{gated.num_irreps}x0e") if gated.num_irreps > 0 else Irreps()
+    return scalars, gates, gated
+
+
+class IrrepsConcat(nn.Module):
+    r"""Concatenate features of several irreps and regroup them: one block per irrep.
+
+    :math:`(x^{(1)}, \dots, x^{(k)}) \mapsto P (x^{(1)} \oplus \dots \oplus x^{(k)})` with
+    :math:`P` the fixed permutation of components that sorts blocks by ``(l, p)`` and merges
+    equal irreps (``.irreps_out == sum(irreps_in).regroup()``). A permutation of components
+    that only moves whole irreps commutes with O(3), so the map is equivariant; fewer blocks
+    make the following tensor products faster.
+
+    >>> cat = IrrepsConcat(["1x1o", "1x0e", "1x1o"])
+    >>> cat.irreps_out
+    1x0e+2x1o
+    >>> cat(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([0.0]), torch.tensor([4.0, 5.0, 6.0]))
+    tensor([0., 1., 2., 3., 4., 5., 6.])
+    """
+
+    def __init__(self, irreps_in: Sequence[Irreps | str]) -> None:
+        super().__init__()
+        self.irreps_in = [Irreps(i) for i in irreps_in]
+        full = sum(self.irreps_in, Irreps())
+        srt = full.sort()
+        starts = [0]
+        for mul_ir in full:
+            starts.append(starts[-1] + mul_ir.dim)
+        order: list[int] = []
+        for i in srt.inv:
+            order += range(starts[i], starts[i + 1])
+        self.irreps_out = srt.irreps.simplify()
+        self.register_buffer("order", torch.tensor(order, dtype=torch.long), persistent=False)
+
+    def forward(self, *xs: Tensor) -> Tensor:
+        """``xs[k]``: ``(..., irreps_in[k].dim)`` broadcasting → ``(..., irreps_out.dim)``."""
+        if len(xs) != len(self.irreps_in):
+            raise ValueError(f"expected {len(self.irreps_in)} tensors, got {len(xs)}")
+        for k, (x, ir) in enumerate(zip(xs, self.irreps_in)):
+            if x.shape[-1] != ir.dim:
+                raise ValueError(
+                    f"input {k} has shape {tuple(x.shape)}, expected (..., {ir.dim}) for {ir}"
+                )
+        lead = torch.broadcast_shapes(*(x.shape[:-1] for x in xs))
+        full = torch.cat([x.expand(*lead, x.shape[-1]) for x in xs], dim=-1)
+        return full.index_select(-1, self.order)  # [..., irreps_out.dim]
+
+
+class SteerableLayer(nn.Module):
+    r"""O(3)-steerable linear layer conditioned on attributes, optionally gated (SEGNN's
+    building block):
+
+    .. math::  y = \mathrm{Gate}\big(W\,(x \otimes a) + b\big) \quad\text{or}\quad
+               y = W\,(x \otimes a) + b,
+
+    with :math:`x \otimes_W a` the fully connected tensor product
+    (:class:`~equidyn.o3.FullyConnectedTensorProduct`) of the features with the steerable
+    attributes :math:`a` (spherical harmonics, whose ``0e`` component is constant so the layer
+    contains a plain linear map of :math:`x`), and :math:`b` a bias on the ``0e`` outputs (zero
+    at init). With ``gate=True`` the product outputs ``scalars + gates + gated``
+    (:func:`gate_irreps` of ``irreps_out``); scalars go through SiLU, the gates through a
+    sigmoid and scale the gated irreps, so ``irreps_out`` is returned.
+
+    >>> layer = SteerableLayer("2x0e + 1x1o", "1x0e + 1x1o", "4x0e + 2x1o", gate=True)
+    >>> layer(torch.randn(6, 5), torch.randn(6, 4)).shape
+    torch.Size([6, 10])
+    """
+
+    def __init__(
+        self,
+        irreps_in: Irreps | str,
+        irreps_attr: Irreps | str,
+        irreps_out: Irreps | str,
+        *,
+        gate: bool = True,
+    ) -> None:
+        super().__init__()
+        self.irreps_in, self.irreps_attr = Irreps(irreps_in), Irreps(irreps_attr)
+        self.irreps_out = Irreps(irreps_out)
+        if gate:
+            scalars, gates, gated = gate_irreps(self.irreps_out)
+            self.gate: Gate | None = Gate(scalars, nn.functional.silu, gates, torch.sigmoid, gated)
+            tp_out = self.gate.irreps_in
+            if self.gate.irreps_out != self.irreps_out:
+                raise ValueError(
+                    f"irreps_out {self.irreps_out} must list its 0e block first (sorted irreps)"
+                )
+        else:
+            self.gate = None
+            tp_out = self.irreps_out
+        self.tp = FullyConnectedTensorProduct(self.irreps_in, self.irreps_attr, tp_out)
+        n_scalar = sum(m for m, ir in tp_out if ir == Irrep("0e"))
+        self.bias = nn.Parameter(torch.zeros(n_scalar))
+        mask = torch.cat(
+            [torch.full((m * ir.dim,), ir == Irrep("0e"), dtype=torch.bool) for m, ir in tp_out]
+        )
+        self.register_buffer("bias_index", torch.nonzero(mask)[:, 0], persistent=False)
+
+    def forward(self, x: Tensor, attr: Tensor) -> Tensor:
+        """``x`` ``(..., irreps_in.dim)``, ``attr`` ``(..., irreps_attr.dim)`` broadcasting."""
+        y = self.tp(x, attr)  # [..., tp irreps_out.dim]
+        if self.bias.numel() > 0:
+            full = y.new_zeros(y.shape[-1]).index_copy(0, self.bias_index, self.bias)
+            y = y + full
+        if self.gate is not None:
+            y = self.gate(y)
+        return y  # [..., irreps_out.dim]
+
+    def extra_repr(self) -> str:
+        return f"{self.irreps_in} x {self.irreps_attr} -> {self.irreps_out}"
+
+
+class EdgeEmbedding(nn.Module):
+    r"""Geometry of the ordered pairs: spherical harmonics and radial features.
+
+    For :math:`r_{ij} = x_i - x_j` returns :math:`Y(\hat r_{ij})` (``l = 0 .. lmax_sh``,
+    component normalization) and the invariant radial input
+    :math:`\big(G(|r_{ij}|) \oplus e_{ij}\big)`, Gaussians :math:`G` on ``num_basis`` centres in
+    ``[0, r_max]`` (the graph is fully connected: no cutoff) and the scalar edge attributes.
+
+    >>> emb = EdgeEmbedding(lmax_sh=2, num_basis=8, r_max=6.0, edge_attr_dim=1)
+    >>> index = neighbour_index(4)
+    >>> y, rad = emb(torch.randn(2, 4, 3), torch.randn(2, 4, 4, 1), index)
+    >>> y.shape, rad.shape
+    (torch.Size([2, 4, 3, 9]), torch.Size([2, 4, 3, 9]))
+    """
+
+    def __init__(self, lmax_sh: int, num_basis: int, r_max: float, edge_attr_dim: int) -> None:
+        super().__init__()
+        if lmax_sh < 0:
+            raise ValueError(f"lmax_sh must be >= 0, got {lmax_sh}")
+        self.lmax_sh, self.edge_attr_dim = lmax_sh, edge_attr_dim
+        self.irreps_sh = Irreps.spherical_harmonics(lmax_sh)
+        self.basis = GaussianBasis(0.0, r_max, num_basis)
+        self.radial_dim = num_basis + edge_attr_dim
+
+    def forward(
+        self, pos: Tensor, edge_attr: Tensor | None, index: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """``pos`` (batch, n, 3), ``edge_attr`` (batch, n, n, d) or None →
+        ``(Y, radial)``: (batch, n, n − 1, irreps_sh.dim), (batch, n, n − 1, radial_dim)."""
+        rel = pos[:, :, None, :] - pos[:, index]  # [batch, n, n - 1, 3]
+        y = spherical_harmonics(
+            list(range(self.lmax_sh + 1)), rel, normalize=True, normalization="component"
+        )
+        dist = (rel * rel).sum(-1).clamp(min=1e-12).sqrt()  # [batch, n, n - 1]
+        parts = [self.basis(dist)]
+        if self.edge_attr_dim > 0 and edge_attr is not None:
+            parts.append(off_diagonal(edge_attr, index))
+        return y, torch.cat(parts, dim=-1)  # [batch, n, n - 1, radial_dim]
+
+
+class Convolution(nn.Module):
+    r"""TFN point convolution of neighbour features, one term per ordered pair:
+
+    .. math::  c_{ij} = h_j \otimes_{w(\rho_{ij})} Y(\hat r_{ij}),
+
+    the channelwise tensor product (:class:`~equidyn.o3.ChannelwiseTensorProduct`, mode
+    ``uvu``) whose weights, one per path and channel, are an MLP of the invariant radial
+    features :math:`\rho_{ij}` (:class:`EdgeEmbedding`). Only outputs in ``filter_ir_out`` are
+    kept. ``n_filters`` independent weight sets give ``n_filters`` convolutions of the same
+    ``h_j`` (the keys and values of attention), stacked on a leading dimension.
+
+    >>> conv = Convolution("4x0e + 2x1o", "1x0e + 1x1o", ["0e", "1o"], radial_dim=5)
+    >>> conv.irreps_out
+    4x0e+2x0e+4x1o+2x1o
+    >>> conv(torch.randn(10, 10), torch.randn(10, 4), torch.randn(10, 5)).shape
+    torch.Size([1, 10, 24])
+    """
+
+    def __init__(
+        self,
+        irreps_in: Irreps | str,
+        irreps_sh: Irreps | str,
+        filter_ir_out: Sequence[Irrep | str],
+        radial_dim: int,
+        *,
+        radial_hidden: int = 32,
+        n_filters: int = 1,
+    ) -> None:
+        super().__init__()
+        self.tp = ChannelwiseTensorProduct(irreps_in, irreps_sh, list(filter_ir_out))
+        self.irreps_in, self.irreps_out = self.tp.irreps_in1, self.tp.irreps_out
+        self.n_filters = n_filters
+        self.radial = MLP(
+            [radial_dim, radial_hidden, radial_hidden, n_filters * self.tp.weight_numel],
+            nn.functional.silu,
+        )
+
+    def forward(self, h_j: Tensor, y: Tensor, radial: Tensor) -> Tensor:
+        """``h_j`` (..., irreps_in.dim), ``y`` (..., irreps_sh.dim), ``radial``
+        (..., radial_dim) → (n_filters, ..., irreps_out.dim)."""
+        w = self.radial(radial)  # [..., n_filters * weight_numel]
+        w = w.reshape(*w.shape[:-1], self.n_filters, -1).movedim(-2, 0)
+        return self.tp(h_j, y, w)  # [n_filters, ..., irreps_out.dim]

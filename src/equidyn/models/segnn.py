@@ -1,0 +1,239 @@
+r"""Steerable E(3)-equivariant graph neural network (SEGNN, Brandstetter et al. 2022).
+
+Node features :math:`h_i` are steerable (``hidden_irreps``, e.g. ``32x0e + 32x1o``). Every
+learned map is a :class:`~equidyn.models._steerable.SteerableLayer`, a fully connected tensor
+product with steerable attributes followed by a gate, written :math:`\phi(\,\cdot\,; a)`.
+The attributes are spherical harmonics (``lmax_attr``) of the geometry:
+
+.. math::
+    a_{ij} = Y(x_i - x_j), \qquad
+    a_i = \tfrac12 \Big(Y(v_i) + \frac{1}{n-1} \sum_{j \ne i} a_{ij}\Big) .
+
+(The factor ½ keeps the ``0e`` component of :math:`a_i` at 1 like that of :math:`a_{ij}`, so
+that the steerable layers keep their unit scale at initialisation.)
+
+On a fully connected graph of ``n`` particles, layer ``l`` computes
+
+.. math::
+    m_{ij} &= \phi_{m,2}\big(\phi_{m,1}(h_i \oplus h_j \oplus |x_i - x_j|^2 \oplus e_{ij};
+        a_{ij}); a_{ij}\big) \quad \text{(message_model)} \\
+    h_i' &= h_i + \phi_{f,2}\big(\phi_{f,1}(h_i \oplus \tfrac{1}{n-1}
+        \textstyle\sum_{j \ne i} m_{ij}; a_i); a_i\big)
+        \quad \text{(node_model; the last map is not gated)}
+
+with :math:`e_{ij}` the scalar edge attributes (``q_i q_j`` for charged N-body); messages are
+averaged rather than summed so that the features keep their scale at initialisation. The node
+input is :math:`|v_i| \oplus v_i \oplus (x_i - \bar x) \oplus` node attributes
+(``1x0e + 2x1o``), embedded by one ungated steerable layer; the readout is two steerable
+layers (the last ungated) to one ``1o`` vector :math:`\delta_i`, and the model returns
+:math:`x_i + \delta_i`. All inputs enter as irreps and all maps are equivariant, so the
+prediction is E(3)-equivariant (rotations, reflections, translations) and permutation
+equivariant.
+
+Published N-body settings (charged, 3000 training systems): 4 layers, hidden irreps
+weight-balanced to 64 scalar features with ``lmax_hidden = lmax_attr = 1``
+(:func:`balanced_irreps` gives ``32x0e + 32x1o``), Adam with learning rate 5e-4, batch 100;
+test MSE 0.0043.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from equidyn.models._steerable import (
+    IrrepsConcat,
+    SteerableLayer,
+    neighbour_index,
+    node_input_irreps,
+    node_inputs,
+    off_diagonal,
+)
+from equidyn.models.egnn import check_particle_inputs
+from equidyn.o3 import Irrep, Irreps, spherical_harmonics
+
+__all__ = ["SEGNN", "SEGNNLayer", "balanced_irreps"]
+
+
+def balanced_irreps(hidden_features: int, lmax_hidden: int, lmax_attr: int) -> Irreps:
+    r"""Hidden irreps ``k x 0e + k x 1o + ... + k x (lmax_hidden)`` (parity :math:`(-1)^l`)
+    whose steerable layer has about as many weights as a scalar layer of width
+    ``hidden_features``.
+
+    A :class:`~equidyn.o3.FullyConnectedTensorProduct` ``hidden ⊗ Y(lmax_attr) → hidden`` has
+    :math:`k^2 P` weights, :math:`P` the number of allowed ``(l_1, l_2, l_3)`` triples; a scalar
+    layer has ``hidden_features²``; so :math:`k = \mathrm{round}(\text{hidden\_features} /
+    \sqrt{P})`.
+
+    >>> balanced_irreps(64, 1, 1)
+    32x0e+32x1o
+    >>> balanced_irreps(64, 2, 2)
+    19x0e+19x1o+19x2e
+    """
+    if hidden_features < 1:
+        raise ValueError(f"hidden_features must be >= 1, got {hidden_features}")
+    if lmax_hidden < 0 or lmax_attr < 0:
+        raise ValueError(f"need lmax_hidden, lmax_attr >= 0, got {lmax_hidden}, {lmax_attr}")
+    irs = [Irrep(l, (-1) ** l) for l in range(lmax_hidden + 1)]
+    attr = [Irrep(l, (-1) ** l) for l in range(lmax_attr + 1)]
+    n_paths = sum(1 for a in irs for b in attr for c in irs if c in a * b)
+    k = max(1, round(hidden_features / math.sqrt(n_paths)))
+    return Irreps([(k, ir) for ir in irs])
+
+
+class SEGNNLayer(nn.Module):
+    """One SEGNN message-passing layer (equations in the module docstring).
+
+    >>> layer = SEGNNLayer("4x0e + 4x1o", "1x0e + 1x1o", edge_attr_dim=1)
+    >>> h, a_i = torch.randn(2, 3, 16), torch.randn(2, 3, 4)
+    >>> a_ij, s_ij = torch.randn(2, 3, 2, 4), torch.randn(2, 3, 2, 2)
+    >>> layer(h, a_i, a_ij, s_ij, neighbour_index(3)).shape
+    torch.Size([2, 3, 16])
+    """
+
+    def __init__(
+        self, hidden_irreps: Irreps | str, irreps_attr: Irreps | str, edge_attr_dim: int
+    ) -> None:
+        super().__init__()
+        hidden, attr = Irreps(hidden_irreps), Irreps(irreps_attr)
+        self.hidden_irreps = hidden
+        self.cat_edge = IrrepsConcat([hidden, hidden, f"{1 + edge_attr_dim}x0e"])
+        self.message_1 = SteerableLayer(self.cat_edge.irreps_out, attr, hidden)
+        self.message_2 = SteerableLayer(hidden, attr, hidden)
+        self.cat_node = IrrepsConcat([hidden, hidden])
+        self.update_1 = SteerableLayer(self.cat_node.irreps_out, attr, hidden)
+        self.update_2 = SteerableLayer(hidden, attr, hidden, gate=False)
+
+    def message_model(
+        self, h: Tensor, attr_edge: Tensor, scalars_edge: Tensor, index: Tensor
+    ) -> Tensor:
+        """``m_ij`` (batch, n, n − 1, hidden) from ``h_i, h_j``, edge scalars and ``a_ij``."""
+        h_i = h[:, :, None, :]  # [batch, n, 1, hidden]
+        h_j = h[:, index]  # [batch, n, n - 1, hidden]
+        e = self.cat_edge(h_i, h_j, scalars_edge)  # [batch, n, n - 1, cat_edge.irreps_out.dim]
+        return self.message_2(self.message_1(e, attr_edge), attr_edge)
+
+    def node_model(self, h: Tensor, m: Tensor, attr_node: Tensor) -> Tensor:
+        """``h_i + φ_f(h_i ⊕ mean_j m_ij; a_i)`` (batch, n, hidden)."""
+        x = self.cat_node(h, m.mean(dim=2))  # [batch, n, 2 hidden]
+        return h + self.update_2(self.update_1(x, attr_node), attr_node)
+
+    def forward(
+        self,
+        h: Tensor,
+        attr_node: Tensor,
+        attr_edge: Tensor,
+        scalars_edge: Tensor,
+        index: Tensor,
+    ) -> Tensor:
+        """``h`` (batch, n, hidden), ``attr_node`` (batch, n, attr), ``attr_edge``
+        (batch, n, n − 1, attr), ``scalars_edge`` (batch, n, n − 1, 1 + edge_attr_dim),
+        ``index`` from :func:`~equidyn.models._steerable.neighbour_index`."""
+        m = self.message_model(h, attr_edge, scalars_edge, index)
+        return self.node_model(h, m, attr_node)  # [batch, n, hidden]
+
+
+class SEGNN(nn.Module):
+    """SEGNN for particle dynamics: ``SEGNN(pos, vel, node_attr, edge_attr) -> positions``.
+
+    Args:
+        hidden_features: width of the equivalent scalar model; the hidden irreps are
+            :func:`balanced_irreps` ``(hidden_features, lmax_hidden, lmax_attr)`` unless
+            ``hidden_irreps`` is given.
+        n_layers: message-passing layers.
+        node_attr_dim: scalar node attributes per particle (``0e``).
+        edge_attr_dim: scalar attributes per ordered pair (``q_i q_j``: 1).
+        lmax_hidden: highest ``l`` of the hidden features (1 or 2 in the paper).
+        lmax_attr: highest ``l`` of the spherical-harmonic attributes.
+        hidden_irreps: explicit hidden irreps; must start with ``0e`` and be sorted.
+        readout_init_scale: factor on the initial weights of the last layer (small initial
+            displacements ``δ_i``).
+
+    Protocol settings for charged N-body: ``SEGNN(64, 4, 0, 1)`` with ``edge_attr = q_i q_j``.
+
+    >>> model = SEGNN(hidden_features=16, n_layers=2, node_attr_dim=0, edge_attr_dim=1)
+    >>> model.hidden_irreps
+    8x0e+8x1o
+    >>> pos, vel = torch.randn(3, 5, 3), torch.randn(3, 5, 3)
+    >>> q = torch.randint(0, 2, (3, 5, 1)) * 2.0 - 1
+    >>> model(pos, vel, torch.zeros(3, 5, 0), q[:, :, None] * q[:, None, :]).shape
+    torch.Size([3, 5, 3])
+    """
+
+    def __init__(
+        self,
+        hidden_features: int = 64,
+        n_layers: int = 4,
+        node_attr_dim: int = 0,
+        edge_attr_dim: int = 1,
+        *,
+        lmax_hidden: int = 1,
+        lmax_attr: int = 1,
+        hidden_irreps: Irreps | str | None = None,
+        readout_init_scale: float = 0.1,
+    ) -> None:
+        super().__init__()
+        if n_layers < 1:
+            raise ValueError(f"n_layers must be >= 1, got {n_layers}")
+        if node_attr_dim < 0 or edge_attr_dim < 0:
+            raise ValueError(
+                f"node_attr_dim and edge_attr_dim must be >= 0, got {node_attr_dim}, "
+                f"{edge_attr_dim}"
+            )
+        if hidden_irreps is None:
+            hidden = balanced_irreps(hidden_features, lmax_hidden, lmax_attr)
+        else:
+            hidden = Irreps(hidden_irreps)
+            if hidden != hidden.regroup() or Irrep("0e") not in hidden:
+                raise ValueError(
+                    f"hidden_irreps must be sorted, one block per irrep, and contain 0e; got "
+                    f"{hidden} (try {hidden.regroup()})"
+                )
+        self.node_attr_dim, self.edge_attr_dim = node_attr_dim, edge_attr_dim
+        self.lmax_attr = lmax_attr
+        self.hidden_irreps = hidden
+        self.irreps_attr = Irreps.spherical_harmonics(lmax_attr)
+        self.irreps_in = node_input_irreps(node_attr_dim).regroup()
+        self.cat_in = IrrepsConcat([node_input_irreps(node_attr_dim)])
+        self.embed = SteerableLayer(self.irreps_in, self.irreps_attr, hidden, gate=False)
+        self.layers = nn.ModuleList(
+            SEGNNLayer(hidden, self.irreps_attr, edge_attr_dim) for _ in range(n_layers)
+        )
+        self.readout_1 = SteerableLayer(hidden, self.irreps_attr, hidden)
+        self.readout_2 = SteerableLayer(hidden, self.irreps_attr, "1x1o", gate=False)
+        with torch.no_grad():  # start close to x' = x: small steps at initialisation
+            self.readout_2.tp.weight.mul_(readout_init_scale)
+
+    def attributes(self, vel: Tensor, rel: Tensor) -> tuple[Tensor, Tensor]:
+        """``(a_i, a_ij)``: (batch, n, attr) and (batch, n, n − 1, attr) from the velocities
+        and the relative positions ``x_i − x_j`` (batch, n, n − 1, 3)."""
+        ls = list(range(self.lmax_attr + 1))
+        a_ij = spherical_harmonics(ls, rel, normalize=True, normalization="component")
+        a_i = spherical_harmonics(ls, vel, normalize=True, normalization="component")
+        return 0.5 * (a_i + a_ij.mean(dim=2)), a_ij
+
+    def forward(
+        self,
+        pos: Tensor,
+        vel: Tensor,
+        node_attr: Tensor,
+        edge_attr: Tensor | None = None,
+    ) -> Tensor:
+        check_particle_inputs(
+            pos, vel, node_attr, edge_attr, self.node_attr_dim, self.edge_attr_dim
+        )
+        index = neighbour_index(pos.shape[1], pos.device)  # [n, n - 1]
+        rel = pos[:, :, None, :] - pos[:, index]  # [batch, n, n - 1, 3]
+        a_i, a_ij = self.attributes(vel, rel)
+        scalars = [(rel * rel).sum(-1, keepdim=True)]  # |x_i - x_j|^2
+        if self.edge_attr_dim > 0 and edge_attr is not None:  # not None: checked above
+            scalars.append(off_diagonal(edge_attr, index))
+        s_ij = torch.cat(scalars, dim=-1)  # [batch, n, n - 1, 1 + edge_attr_dim]
+        x = self.cat_in(node_inputs(pos, vel, node_attr))  # [batch, n, irreps_in.dim]
+        h = self.embed(x, a_i)  # [batch, n, hidden]
+        for layer in self.layers:
+            h = layer(h, a_i, a_ij, s_ij, index)
+        delta = self.readout_2(self.readout_1(h, a_i), a_i)  # [batch, n, 3]
+        return pos + delta  # [batch, n, 3]
