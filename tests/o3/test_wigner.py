@@ -18,7 +18,7 @@ from equidyn.o3 import wigner as W
 
 F64 = torch.float64
 F32 = torch.float32
-TOL = {F64: 1e-11, F32: 1e-4}
+TOL = {F64: 1e-13, F32: 1e-5}
 
 
 def _gen(seed: int = 0) -> torch.Generator:
