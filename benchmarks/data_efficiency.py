@@ -3,7 +3,8 @@
 The same NequIP at l_max = 0 (invariant), 1 and 2 is trained on N = 25 ... 800 structures of
 the built-in EMT Cu-Au data (``equidyn.data.builtin``) with a fixed validation set and a fixed
 test set (the split keeps them fixed as N grows). Every run gets the same number of optimiser
-steps (so small N sees many epochs) and is evaluated with its best-validation EMA weights.
+steps (``--steps``; small N sees many epochs) or the same number of epochs (``--epochs``) and
+is evaluated with its best-validation EMA weights.
 The force MAE on the test set against N is fitted by error = a * N^b on a log-log plot;
 the paper reports a steeper (more negative) b for l >= 1 than for invariant models.
 
@@ -60,7 +61,10 @@ def run(args: argparse.Namespace) -> dict:
             )
             pot = build_potential("NequIP", model_kwargs, train)
             steps_per_epoch = math.ceil(n / args.batch_size)
-            epochs = max(1, math.ceil(args.steps / steps_per_epoch))
+            if args.epochs is not None:  # every structure seen the same number of times
+                epochs = args.epochs
+            else:  # the same number of optimiser steps for every N
+                epochs = max(1, math.ceil(args.steps / steps_per_epoch))
             cfg = TrainingConfig(
                 epochs=epochs,
                 batch_size=args.batch_size,
@@ -140,6 +144,7 @@ def main() -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=[25, 50, 100, 200, 400, 800])
     p.add_argument("--lmax", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--steps", type=int, default=800, help="optimiser steps per run")
+    p.add_argument("--epochs", type=int, default=None, help="epochs per run (overrides --steps)")
     p.add_argument("--batch-size", type=int, default=5)
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--features", type=int, default=8)
