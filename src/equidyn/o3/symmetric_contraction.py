@@ -312,6 +312,19 @@ class SymmetricContraction(nn.Module):
         self.out_dims = [ir.dim for _, ir in self.irreps_out]
         self.m_out = sum(self.out_dims)
 
+        self.n_mono = [math.comb(self.d + nu - 1, nu) for nu in range(1, correlation + 1)]
+        # a monomial of degree nu = (monomial of degree nu-1 at index a) * (x at index b)
+        gather: dict[int, tuple[Tensor, Tensor]] = {}
+        for nu in range(2, correlation + 1):
+            prev = {t: r for r, t in enumerate(_sorted_tuples(self.d, nu - 1))}
+            tuples = _sorted_tuples(self.d, nu)
+            a = torch.tensor([prev[t[:-1]] for t in tuples], dtype=torch.long)
+            b = torch.tensor([t[-1] for t in tuples], dtype=torch.long)
+            gather[nu] = (a, b)
+            if nu < correlation:  # the top degree is never built (see forward)
+                self.register_buffer(f"mono_a_{nu}", a, persistent=False)
+                self.register_buffer(f"mono_b_{nu}", b, persistent=False)
+
         self.weight_names: list[tuple[int, int, str]] = []  # (degree, out index, name)
         self._masters: dict[str, Tensor] = {}
         counts = {}
@@ -322,13 +335,21 @@ class SymmetricContraction(nn.Module):
                 counts[(nu, i)] = k
                 if k == 0:
                     continue
-                scale = 1.0 / math.sqrt(k * correlation)
-                name = f"weight_{nu}_{i}"
-                master = torch.from_numpy(u * scale)  # float64, kept for exact .to(float64)
-                self._masters[f"basis_{nu}_{i}"] = master
+                master = torch.from_numpy(u / math.sqrt(k * correlation))  # float64
+                if nu == correlation and nu > 1:
+                    # top degree as a bilinear form in (monomial of degree nu-1, x):
+                    # [n_mono_{nu-1}, d, 2L+1, K], each monomial's coefficient put at the
+                    # (lower monomial, last index) pair that builds it
+                    a, b = gather[nu]
+                    full = torch.zeros(self.n_mono[nu - 2], self.d, *master.shape[1:],
+                                       dtype=torch.float64)  # fmt: skip
+                    full[a, b] = master
+                    master = full
+                self._masters[f"basis_{nu}_{i}"] = master  # kept for exact .to(float64)
                 self.register_buffer(
                     f"basis_{nu}_{i}", master.to(torch.get_default_dtype()), persistent=False
                 )
+                name = f"weight_{nu}_{i}"
                 self.register_parameter(
                     name, nn.Parameter(torch.randn(num_species, k, self.num_channels))
                 )
@@ -339,7 +360,6 @@ class SymmetricContraction(nn.Module):
                 f"no equivariant polynomial of degree <= {correlation} maps {per_channel} to "
                 f"any irrep of {self.irreps_out}"
             )
-        self.n_mono = [math.comb(self.d + nu - 1, nu) for nu in range(1, correlation + 1)]
 
     def _apply(self, fn: Any, recurse: bool = True) -> SymmetricContraction:
         # .to()/.double()/.cuda(): re-derive the fixed bases from their float64 masters, so a
@@ -355,55 +375,78 @@ class SymmetricContraction(nn.Module):
         """Number of learned weights."""
         return sum(getattr(self, name).numel() for _, _, name in self.weight_names)
 
-    def folded_weight(self) -> Tensor:
-        """The basis contracted with the weights: ``[C, n_monomials_total, S * m_out]``."""
-        rows = []
-        for nu in range(1, self.correlation + 1):
-            cols = []
-            for i, dim in enumerate(self.out_dims):
-                name = f"weight_{nu}_{i}"
-                if self.path_counts[(nu, i)] == 0:
-                    ref = getattr(self, self.weight_names[0][2])
-                    cols.append(
-                        ref.new_zeros(self.num_channels, self.n_mono[nu - 1], self.num_species, dim)
-                    )
-                    continue
-                u = getattr(self, f"basis_{nu}_{i}")  # [n_mono, 2L+1, K]
-                w = getattr(self, name)  # [S, K, C]
-                cols.append(torch.einsum("tmk,skc->ctsm", u, w))
-            rows.append(torch.cat(cols, dim=-1))  # [C, n_mono, S, m_out]
-        folded = torch.cat(rows, dim=1)  # [C, T, S, m_out]
-        return folded.reshape(self.num_channels, folded.shape[1], -1)
+    def folded_weight(self, degree: int) -> Tensor:
+        """The basis of ``degree`` contracted with its weights: ``[C, S, m_out, n_mono]``
+        (``[C, S, m_out, n_mono_{degree-1}, d]`` for the top degree ``correlation > 1``)."""
+        shape = (
+            (self.n_mono[degree - 2], self.d)
+            if degree == self.correlation and degree > 1
+            else (self.n_mono[degree - 1],)
+        )
+        any_w = getattr(self, self.weight_names[0][2])
+        blocks = []
+        for i, dim in enumerate(self.out_dims):
+            if self.path_counts[(degree, i)] == 0:  # no path of this degree to this irrep
+                blocks.append(any_w.new_zeros(self.num_channels, self.num_species, dim, *shape))
+                continue
+            u = getattr(self, f"basis_{degree}_{i}")  # [*shape, 2L+1, K]
+            w = getattr(self, f"weight_{degree}_{i}")  # [S, K, C]
+            f = torch.einsum("pmk,skc->csmp", u.reshape(-1, *u.shape[-2:]), w)
+            blocks.append(f.reshape(*f.shape[:3], *shape))  # [C, S, 2L+1, *shape]
+        return torch.cat(blocks, dim=2)
 
     def forward(self, x: Tensor, species: Tensor) -> Tensor:
+        r"""Horner-like evaluation without building the top-degree monomials:
+
+        .. math::  B = \sum_{t} x^{t} \Big( w^{(\nu-1)}_t + \sum_k F^{(\nu)}_{t k}\, x_k \Big)
+                   + \sum_{j < \nu - 1} \sum_t w^{(j)}_t x^t
+
+        (:math:`t` runs over the monomials of degree :math:`\nu - 1`), as two batched matrix
+        products over the channels.
+        """
         if x.shape[-1] != self.irreps_in.dim or x.dim() != 2:
             raise ValueError(
                 f"x must have shape [n, {self.irreps_in.dim}] (irreps {self.irreps_in}), "
                 f"got {tuple(x.shape)}"
             )
-        n, c = x.shape[0], self.num_channels
-        # mul_ir blocks -> one channel-major tensor [C, n, d]
+        n, c, s, m = x.shape[0], self.num_channels, self.num_species, self.m_out
+        # mul_ir blocks -> component-major [d, C, n]: monomials are then row gathers
         blocks = []
         offset = 0
         for _, ir in self.irreps_in:
             size = c * ir.dim
-            blocks.append(x[:, offset : offset + size].reshape(n, c, ir.dim))
+            blocks.append(x[:, offset : offset + size].reshape(n, c, ir.dim).permute(2, 1, 0))
             offset += size
-        xc = torch.cat(blocks, dim=-1).transpose(0, 1)  # [C, n, d]
-        mono = torch.cat(_monomials(xc, self.correlation), dim=-1)  # [C, n, T]
-        out = torch.bmm(mono, self.folded_weight())  # [C, n, S * m_out]
-        if self.num_species == 1:
-            out = out.reshape(c, n, self.m_out)
+        xt = torch.cat(blocks, dim=0)  # [d, C, n]
+        monos = [xt]  # degrees 1 .. correlation-1, each [n_mono, C, n]
+        for nu in range(2, self.correlation):
+            a = getattr(self, f"mono_a_{nu}")
+            b = getattr(self, f"mono_b_{nu}")
+            monos.append(monos[-1].index_select(0, a) * xt.index_select(0, b))
+        x_cnd = xt.permute(1, 2, 0)  # [C, n, d]
+        top = self.correlation
+        if top == 1:
+            w1 = self.folded_weight(1).reshape(c, s * m, self.d)
+            out = torch.bmm(x_cnd, w1.transpose(1, 2))  # [C, n, S*m]
         else:
-            onehot = nn.functional.one_hot(species, self.num_species).to(out.dtype)  # [n, S]
-            out = (out.reshape(c, n, self.num_species, self.m_out) * onehot[None, :, :, None]).sum(
-                2
-            )  # [C, n, m_out]
-        out = out.permute(1, 0, 2)  # [n, C, m_out]
+            t_prev = self.n_mono[top - 2]
+            f_top = self.folded_weight(top).reshape(c, s * m * t_prev, self.d)
+            w_prev = self.folded_weight(top - 1).reshape(c, 1, s * m * t_prev)
+            inner = torch.bmm(x_cnd, f_top.transpose(1, 2)) + w_prev  # [C, n, S*m*t_prev]
+            m_prev = monos[top - 2].permute(1, 2, 0).reshape(c, n, 1, t_prev)
+            out = (inner.reshape(c, n, s * m, t_prev) * m_prev).sum(-1)  # [C, n, S*m]
+            for j in range(1, top - 1):  # the remaining lower degrees
+                wj = self.folded_weight(j).reshape(c, s * m, self.n_mono[j - 1])
+                out = out + torch.bmm(monos[j - 1].permute(1, 2, 0), wj.transpose(1, 2))
+        if s == 1:
+            out = out.reshape(c, n, m)
+        else:
+            onehot = nn.functional.one_hot(species, s).to(out.dtype)  # [n, S]
+            out = (out.reshape(c, n, s, m) * onehot[None, :, :, None]).sum(2)  # [C, n, m]
         pieces = []
         offset = 0
         for dim in self.out_dims:
-            pieces.append(out[:, :, offset : offset + dim].reshape(n, c * dim))
+            pieces.append(out[:, :, offset : offset + dim].permute(1, 0, 2).reshape(n, c * dim))
             offset += dim
         return torch.cat(pieces, dim=-1)  # [n, irreps_out.dim]
 

@@ -1,0 +1,253 @@
+"""equidyn MACE vs mace-torch: energy + forces on a 256-atom periodic Cu cell, side by side.
+
+Protocol (shared/anchors.md §1b): 4x4x4 cubic fcc Cu cell (a = 3.6 Å, 256 atoms) rattled by
+0.05 Å (seed 0), r_max 5 Å, randomly initialised models with the same hyperparameters
+(64x0e+64x1o, max_ell 3, correlation 3, 2 interactions, 8 Bessel functions, polynomial
+cutoff p = 5, radial MLP [64, 64, 64], readout MLP 16), 2 threads, median of 10 calls after
+3 warm-ups, float32 and float64. One call = energy and forces (autograd) from a prebuilt
+neighbour list (the neighbour list is not timed on either side).
+
+mace-torch 0.3.16 pins e3nn 0.4.4 while equidyn's tests use e3nn 0.6, so each side runs in its
+own process and virtual environment: equidyn in this interpreter, mace-torch in
+``--mace-python`` (default ``/work/venvs/mace/bin/python``; set it up with
+``python -m venv /work/venvs/mace && /work/venvs/mace/bin/pip install torch==2.13.0 mace-torch``).
+The two workers stay alive and are timed in alternation (one call each, in turn), so that load
+from other processes on the machine affects both sides alike. Every configuration is run
+with the default glibc allocator and with the tuned one of anchors §1b
+(``MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ / MALLOC_TOP_PAD_``), the same for both.
+
+    python benchmarks/mace_vs_mace_torch.py            # full protocol
+    python benchmarks/mace_vs_mace_torch.py --quick    # 1 warm-up, 3 calls, float32, tuned only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+TUNED_MALLOC = {
+    "MALLOC_MMAP_THRESHOLD_": "1000000000000",
+    "MALLOC_TRIM_THRESHOLD_": "1000000000000",
+    "MALLOC_TOP_PAD_": "1000000000",
+}
+HIDDEN = "64x0e+64x1o"
+HYPER = dict(r_max=5.0, num_bessel=8, polynomial_p=5, max_ell=3, correlation=3,
+             num_interactions=2, radial_mlp=[64, 64, 64], readout_hidden=16)  # fmt: skip
+
+
+def cu_cell():
+    """The 256-atom rattled Cu fcc cell of anchors §1b (an ase.Atoms)."""
+    from ase.build import bulk
+
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((4, 4, 4))
+    atoms.rattle(0.05, seed=0)
+    return atoms
+
+
+# ----------------------------------------------------------------------------- workers
+def _equidyn_setup(dtype):
+    import torch
+
+    from equidyn.graph.batch import radius_graph
+    from equidyn.models.mace import MACE
+    from equidyn.models.potential import Potential
+
+    atoms = cu_cell()
+    torch.manual_seed(0)
+    model = MACE(num_species=1, hidden_irreps=HIDDEN, avg_num_neighbors=43.0, **HYPER)
+    pot = Potential(model, [29]).to(dtype).eval()
+    pos = torch.tensor(atoms.positions, dtype=dtype)
+    cell = torch.tensor(atoms.cell.array, dtype=dtype)
+    graph = radius_graph(pos, atoms.numbers.tolist(), HYPER["r_max"], cell, True)
+    n_edges = int(graph.edge_index.shape[1])
+
+    def call():
+        out = pot(graph, compute_forces=True, create_graph=False)
+        return out["energy"], out["forces"]
+
+    params = sum(p.numel() for p in pot.parameters())
+    return call, params, n_edges
+
+
+def _mace_setup(dtype):
+    import importlib
+
+    import numpy as np
+    import torch
+    from mace import data, modules, tools
+    from mace.tools import torch_geometric
+
+    o3 = importlib.import_module("e3nn.o3")  # after mace, which lets e3nn 0.4.4 load on torch 2.6+
+
+    torch.set_default_dtype(dtype)  # mace-torch builds its constants in the default dtype
+    atoms = cu_cell()
+    z_table = tools.AtomicNumberTable([29])
+    config = data.config_from_atoms(atoms)
+    atomic = data.AtomicData.from_config(config, z_table=z_table, cutoff=HYPER["r_max"])
+    loader = torch_geometric.dataloader.DataLoader([atomic], batch_size=1, shuffle=False)
+    batch = next(iter(loader)).to_dict()
+    torch.manual_seed(0)
+    block = modules.interaction_classes["RealAgnosticResidualInteractionBlock"]
+    model = modules.MACE(
+        r_max=HYPER["r_max"], num_bessel=HYPER["num_bessel"],
+        num_polynomial_cutoff=HYPER["polynomial_p"], max_ell=HYPER["max_ell"],
+        interaction_cls=block, interaction_cls_first=block,
+        num_interactions=HYPER["num_interactions"], num_elements=1,
+        hidden_irreps=o3.Irreps(HIDDEN), MLP_irreps=o3.Irreps(f"{HYPER['readout_hidden']}x0e"),
+        gate=torch.nn.functional.silu, atomic_energies=np.zeros(1), avg_num_neighbors=43.0,
+        atomic_numbers=[29], correlation=HYPER["correlation"], radial_MLP=HYPER["radial_mlp"],
+    ).to(dtype).eval()  # fmt: skip
+    n_edges = int(batch["edge_index"].shape[1])
+
+    def call():
+        out = model(batch, compute_force=True, training=False)
+        return out["energy"], out["forces"]
+
+    params = sum(p.numel() for p in model.parameters())
+    return call, params, n_edges
+
+
+def worker(side: str, dtype_name: str, threads: int) -> None:
+    """Line protocol on stdin/stdout: prints a JSON header, then one JSON line per 'time'."""
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    import torch
+
+    torch.set_num_threads(threads)
+    dtype = getattr(torch, dtype_name)
+    call, params, n_edges = (_equidyn_setup if side == "equidyn" else _mace_setup)(dtype)
+    energy, forces = call()
+    print("@@" + json.dumps({"params": params, "edges": n_edges, "energy": float(energy.sum()),
+                      "max_force": float(forces.abs().max())}), flush=True)  # fmt: skip
+    for line in sys.stdin:
+        if line.strip() != "time":
+            break
+        t0 = time.perf_counter()
+        call()
+        print("@@" + json.dumps({"ms": (time.perf_counter() - t0) * 1e3}), flush=True)
+
+
+# ----------------------------------------------------------------------------- driver
+class Worker:
+    def __init__(self, python: str, side: str, dtype: str, threads: int, tuned: bool) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+        if tuned:
+            env.update(TUNED_MALLOC)
+        env["OMP_NUM_THREADS"] = str(threads)
+        src = str(Path(__file__).resolve().parents[1] / "src")
+        if side == "equidyn":
+            env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+        self.proc = subprocess.Popen(
+            [python, str(Path(__file__).resolve()), "--worker", side, "--dtype", dtype,
+             "--threads", str(threads)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=env,
+        )  # fmt: skip
+        self.side = side
+        self.header = self._read()
+
+    def _read(self) -> dict:
+        # protocol lines start with "@@"; anything else a library prints is skipped
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                err = self.proc.stderr.read()
+                raise RuntimeError(f"{self.side} worker failed:\n{err[-3000:]}")
+            if line.startswith("@@"):
+                return json.loads(line[2:])
+
+    def time_one(self) -> float:
+        self.proc.stdin.write("time\n")
+        self.proc.stdin.flush()
+        return self._read()["ms"]
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.write("stop\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            pass
+        self.proc.wait(timeout=60)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="1 warm-up, 3 calls, float32, tuned")
+    p.add_argument(
+        "--mace-python", default=os.environ.get("MACE_PYTHON", "/work/venvs/mace/bin/python")
+    )
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--dtypes", nargs="+", default=["float32", "float64"])
+    p.add_argument(
+        "--allocators", nargs="+", default=["default", "tuned"], choices=["default", "tuned"]
+    )
+    p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    p.add_argument("--worker", choices=["equidyn", "mace"], help=argparse.SUPPRESS)
+    p.add_argument("--dtype", default="float32", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker:
+        worker(args.worker, args.dtype, args.threads)
+        return
+    if args.quick:
+        args.warmup, args.repeats, args.dtypes, args.allocators = 1, 3, ["float32"], ["tuned"]
+    have_mace = Path(args.mace_python).exists()
+    if not have_mace:
+        print(f"note: {args.mace_python} not found: timing equidyn only (see the docstring)")
+
+    print(f"256-atom Cu fcc cell, r_max 5, {HIDDEN}, max_ell 3, correlation 3, 2 interactions; "
+          f"{args.threads} threads, median of {args.repeats} after {args.warmup} warm-ups, "
+          "energy + forces, workers timed in alternation")  # fmt: skip
+    header = f"{'allocator':<9} {'dtype':<8} {'equidyn ms':>11} {'mace-torch ms':>14} {'ratio':>7}"
+    rows, results = [], []
+    for alloc in args.allocators:
+        for dtype in args.dtypes:
+            ours = Worker(sys.executable, "equidyn", dtype, args.threads, alloc == "tuned")
+            theirs = (
+                Worker(args.mace_python, "mace", dtype, args.threads, alloc == "tuned")
+                if have_mace
+                else None
+            )
+            times: dict[str, list[float]] = {"equidyn": [], "mace": []}
+            for k in range(args.warmup + args.repeats):
+                for w in (ours, theirs):
+                    if w is None:
+                        continue
+                    ms = w.time_one()
+                    if k >= args.warmup:
+                        times[w.side].append(ms)
+            med_ours = statistics.median(times["equidyn"])
+            med_theirs = statistics.median(times["mace"]) if theirs else float("nan")
+            res = {"allocator": alloc, "dtype": dtype, "equidyn_ms": med_ours,
+                   "mace_torch_ms": med_theirs, "speedup": med_theirs / med_ours,
+                   "equidyn": ours.header, "mace_torch": theirs.header if theirs else None,
+                   "equidyn_all": times["equidyn"], "mace_torch_all": times["mace"]}  # fmt: skip
+            results.append(res)
+            rows.append(f"{alloc:<9} {dtype:<8} {med_ours:>11.1f} {med_theirs:>14.1f} "
+                        f"{med_theirs / med_ours:>6.2f}x")  # fmt: skip
+            print(rows[-1] if len(rows) > 1 else header + "\n" + rows[-1], flush=True)
+            ours.close()
+            if theirs:
+                theirs.close()
+    first = results[0]
+    ours_h, theirs_h = first["equidyn"], first["mace_torch"]
+    print(f"\nparameters: equidyn {ours_h['params']:,}"
+          + (f", mace-torch {theirs_h['params']:,}" if theirs_h else ""))  # fmt: skip
+    print(f"edges: equidyn {ours_h['edges']}"
+          + (f", mace-torch {theirs_h['edges']}" if theirs_h else ""))  # fmt: skip
+    print("ratio = mace-torch time / equidyn time (> 1: equidyn is faster)")
+    print(f"tuned allocator: {' '.join(f'{k}={v}' for k, v in TUNED_MALLOC.items())}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
