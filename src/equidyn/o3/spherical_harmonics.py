@@ -25,18 +25,25 @@ the scaled regular solid harmonics
 :math:`K_l^m = \sqrt{2 (2l+1) (l-m)! (l+m)!}` (:math:`m>0`), :math:`K_l^0 = \sqrt{2l+1}\, l!`
 for ``normalization="component"`` (:math:`\|Y^l(\hat x)\|^2 = 2l+1`); ``"norm"`` divides by
 :math:`\sqrt{2l+1}` (:math:`\|Y^l(\hat x)\| = 1`) and ``"integral"`` by :math:`\sqrt{4\pi}`
-(:math:`\int_{S^2} (Y_l^m)^2\, d\Omega = 1`). The code runs the recurrence on :math:`Y` itself,
-so every intermediate is of order one:
+(:math:`\int_{S^2} (Y_l^m)^2\, d\Omega = 1`).
+
+The code runs the recurrence on :math:`V_l^m = Y_l^m / \gamma_l^m`, with the constant
+:math:`\gamma_l^m` chosen so that each entry costs one multiply and one multiply-add:
 
 .. math::
 
-    Y_l^{\pm l} = \frac{K_l^l}{2^l\, l!} \{\mathrm{Re}, \mathrm{Im}\}\, w^l, \qquad
-    Y_l^m = \frac{K_l^m}{l^2 - m^2} \Big( (2l-1)\, Z\, \frac{Y_{l-1}^m}{K_{l-1}^m}
-            - r^2\, \frac{Y_{l-2}^m}{K_{l-2}^m} \Big),
+    V_l^{l} + i\, V_l^{-l} = w^l = w\, w^{l-1}, \qquad
+    V_l^m = Z\, V_{l-1}^m - b_l^m\, r^2\, V_{l-2}^m \quad (|m| < l),
 
-vectorised over all vectors and all :math:`m` of a degree; :math:`w^m` comes from repeated
-doubling (:math:`w^{k+j} = w^k w^j`). Only products and sums appear: no square root, arctangent
-or division depends on the input, so every axis is regular.
+:math:`\gamma_l^{\pm l} = K_l^l / (2^l l!)`,
+:math:`\gamma_l^m = \gamma_{l-1}^m K_l^m (2l-1) / (K_{l-1}^m (l^2 - m^2))` and
+:math:`b_l^m = \gamma_{l-2}^m K_l^m / (\gamma_l^m K_{l-2}^m (l^2 - m^2))`; one final
+multiply by :math:`\gamma` gives :math:`Y`. With ``normalize=True``, :math:`r^2 = 1` (and
+:math:`0` at the zero vector). Every step is a product over whole rows of all the vectors at
+once, in component-major storage (one contiguous row per :math:`(l, m)`): the result is a
+``(..., dim)`` view of that storage (call ``.contiguous()`` for row-major storage). Only
+products and sums appear: no square root, arctangent or division depends on the input, so
+every axis is regular. :math:`|V| \sim 2^{-l}`: float32 is fine to :math:`l \approx 100`.
 
 The gradient uses the ladder relations of the solid harmonics
 (:math:`\partial = \partial_X - i\partial_Y`, :math:`\bar\partial = \partial_X + i\partial_Y`):
@@ -150,20 +157,25 @@ def _window_coefficients(l: int, normalization: str) -> tuple[Tensor, Tensor]:
     reversed Y_{l-1}[w-1-j] in d/dY. Returns c1 (3, w*3), columns (j, k), for the products
     with Y_{l-1}, and c2 (3, 2*w), columns (k', j) with k' = 0, 2, for the reversed ones.
     """
-    m = _ladder_matrix(l, normalization)  # [2l+1, 3w]
+    m = _ladder_matrix(l, normalization)  # [2l+1][3w]
     w = 2 * l - 1
-    c1 = torch.zeros(3, w, 3, dtype=torch.float64)
-    c2 = torch.zeros(3, 2, w, dtype=torch.float64)
+    c1 = [[[0.0] * 3 for _ in range(w)] for _ in range(3)]  # [3][w][3]
+    c2 = [[[0.0] * w for _ in range(2)] for _ in range(3)]  # [3][2][w]
     for j in range(w):
-        c1[0, j, 0], c1[0, j, 2] = m[j, j], m[j + 2, j]
-        c1[2, j, 1] = m[j + 1, 2 * w + j]
-        c2[1, 0, j], c2[1, 1, j] = m[j, 2 * w - 1 - j], m[j + 2, 2 * w - 1 - j]
-    if abs(float(c1.abs().sum() + c2.abs().sum() - m.abs().sum())) > 1e-9 * float(m.abs().sum()):
+        c1[0][j][0], c1[0][j][2] = m[j][j], m[j + 2][j]
+        c1[2][j][1] = m[j + 1][2 * w + j]
+        c2[1][0][j], c2[1][1][j] = m[j][2 * w - 1 - j], m[j + 2][2 * w - 1 - j]
+    used = sum(abs(v) for a in c1 + c2 for b in a for v in b)
+    whole = sum(abs(v) for row in m for v in row)
+    if abs(used - whole) > 1e-9 * whole:
         raise RuntimeError(f"internal error: ladder structure of l={l} not captured")
-    return c1.reshape(3, w * 3), c2.reshape(3, 2 * w)
+    return (
+        torch.tensor(c1, dtype=torch.float64).reshape(3, w * 3),
+        torch.tensor(c2, dtype=torch.float64).reshape(3, 2 * w),
+    )
 
 
-def _ladder_matrix(l: int, normalization: str) -> Tensor:
+def _ladder_matrix(l: int, normalization: str) -> list[list[float]]:
     r"""Matrix M (2l+1, 3(2l-1)) with dY_l^m/dX_c = sum_k M[m + l, c (2l-1) + k] Y_{l-1}^{k-l+1}.
 
     In terms of C (cosine, m >= 0) and S (sine, m >= 1) parts of O (S_l^0 = 0):
@@ -175,14 +187,14 @@ def _ladder_matrix(l: int, normalization: str) -> Tensor:
     Signed index: +m is C^m, -m is S^m.
     """
     width = 2 * l - 1
-    out = torch.zeros(2 * l + 1, 3 * width, dtype=torch.float64)
+    out = [[0.0] * (3 * width) for _ in range(2 * l + 1)]  # plain Python: no tracing
 
     def put(m: int, direction: int, m_prev: int, coefficient: float) -> None:
         # a term coefficient * B_{l-1}^{m_prev} in dB_l^m / dX_direction, B = C or S by sign
         if abs(m_prev) > l - 1 or coefficient == 0.0:
             return
         scale = math.exp(_log_k(l, m, normalization) - _log_k(l - 1, m_prev, normalization))
-        out[m + l, direction * width + m_prev + l - 1] += coefficient * scale
+        out[m + l][direction * width + m_prev + l - 1] += coefficient * scale
 
     for m in range(0, l + 1):
         # cosine part C_l^m, signed index +m
@@ -369,7 +381,9 @@ def spherical_harmonics(
             (:math:`\int (Y_l^m)^2 d\Omega = 1`; e3nn's default).
 
     Returns:
-        Tensor of shape ``(..., sum(2l+1))``.
+        Tensor of shape ``(..., sum(2l+1))`` (``[..., irreps.dim]``), in the dtype and on the
+        device of ``x``. Its storage is component-major (each component contiguous over the
+        vectors, as it is computed); ``.contiguous()`` gives row-major storage.
 
     >>> import torch
     >>> from equidyn.o3 import spherical_harmonics
@@ -428,6 +442,8 @@ class SphericalHarmonics(nn.Module):
         self.normalize = normalize
         self.normalization = normalization
         self.irreps_out = Irreps([(1, (l, (-1) ** l)) for l in ls_list])
+        if ls_list:
+            _coefficients(max(ls_list), normalization)  # build the constants outside any trace
 
     def forward(self, x: Tensor) -> Tensor:
         return spherical_harmonics(self.ls, x, self.normalize, self.normalization)
