@@ -173,6 +173,10 @@ def test_high_l_stable():
     a, b = _blocks(y, [20, 40])
     torch.testing.assert_close(a.pow(2).sum(-1), torch.full((50,), 41.0, dtype=torch.float64))
     torch.testing.assert_close(b.pow(2).sum(-1), torch.full((50,), 81.0, dtype=torch.float64))
+    # float32: the scaled recurrence stays far from underflow
+    y32 = spherical_harmonics(40, x.float())
+    assert torch.isfinite(y32).all()
+    assert (y32.double().pow(2).sum(-1) - 81.0).abs().max() < 1e-3 * 81
 
 
 # ----------------------------------------------------------------------------- derivatives
