@@ -148,10 +148,14 @@ class InteractionBlock(nn.Module):
         self, h: Tensor, one_hot: Tensor, edge_index: Tensor, sh: Tensor, radial: Tensor
     ) -> Tensor:
         x = self.linear_1(h)  # [n_atoms, irreps_in.dim]
-        weights = self.radial(radial)  # [n_edges, conv.weight_numel]
-        messages = self.conv(x.index_select(0, edge_index[1]), sh, weights)
-        # [n_edges, conv.irreps_out.dim]
-        m = scatter_sum(messages, edge_index[0], h.shape[0]) * self.norm
+        if edge_index.shape[1] == 0:  # no neighbours anywhere (e.g. one isolated atom)
+            m = x.new_zeros(h.shape[0], self.conv.irreps_out.dim)
+        else:
+            weights = self.radial(radial)  # [n_edges, conv.weight_numel]
+            messages = self.conv(x.index_select(0, edge_index[1]), sh, weights)
+            # [n_edges, conv.irreps_out.dim]
+            m = scatter_sum(messages, edge_index[0], h.shape[0]) * self.norm
+        # [n_atoms, conv.irreps_out.dim]
         # [n_atoms, conv.irreps_out.dim]
         out = self.linear_2(m) + self.self_connection(h, one_hot)  # [n_atoms, irreps_mid.dim]
         return self.gate(out)  # [n_atoms, irreps_out.dim]
