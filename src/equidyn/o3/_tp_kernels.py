@@ -99,7 +99,7 @@ class ConvFunction(torch.autograd.Function):
             dst, wcol = _group_indices(g, x1.device)
             xa = x1.narrow(1, g.x1_off, g.U * g.d1).unflatten(1, (g.U, g.d1))  # [Z, U, d1]
             M = (x2 @ C).view(Z, g.d1, g.K)  # [Z, d1, K]
-            y = torch.bmm(xa, M)  # [Z, U, K]
+            y = xa * M if g.d1 == 1 else torch.bmm(xa, M)  # [Z, U, K]
             ys.append(y)
             yw = (y * _expanded_weights(g, w, wcol)).view(Z, g.U * g.K)
             if single:

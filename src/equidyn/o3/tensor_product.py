@@ -560,7 +560,7 @@ class TensorProduct(nn.Module):
                     m = (xb.reshape(Z * V, -1) @ getattr(self, cname)).reshape(Z, V, d1, d3)
                     Ms.append(m.transpose(1, 2).reshape(Z, d1, V * d3))
                 M = torch.cat(Ms, dim=2)  # [Z, d1, K]
-            y = torch.bmm(xa, M)  # [Z, U, K]
+            y = xa * M if d1 == 1 else torch.bmm(xa, M)  # [Z, U, K] (d1 = 1: outer product)
             for i, piece in zip(g["paths"], torch.split(y, g["widths"], dim=2)):
                 p = self.paths[i]
                 V, d3 = ir2s[p.in2].mul, outs[p.out].ir.dim
@@ -595,7 +595,8 @@ class TensorProduct(nn.Module):
                 Wm.append(w.transpose(-3, -2).reshape(*w.shape[:-3], V * U, Wo))
             M = torch.cat(Ms, dim=2) if len(Ms) > 1 else Ms[0].contiguous()
             M = M.reshape(Z, -1, d1)  # [Z, d3 * sumV, d1]
-            T = torch.bmm(M, xa.transpose(1, 2))  # [Z, d3 * sumV, U]
+            xt = xa.transpose(1, 2)  # [Z, d1, U]
+            T = M * xt if d1 == 1 else torch.bmm(M, xt)  # [Z, d3 * sumV, U]
             Wcat = torch.cat(Wm, dim=-2) if len(Wm) > 1 else Wm[0]  # [(Z,) sumV * U, Wo]
             if Wcat.ndim == 2:
                 r = (T.reshape(Z * d3, -1) @ Wcat).reshape(Z, d3, Wo)
