@@ -18,6 +18,13 @@ with the default glibc allocator and with the tuned one of anchors §1b
 
     python benchmarks/mace_vs_mace_torch.py            # full protocol
     python benchmarks/mace_vs_mace_torch.py --quick    # 1 warm-up, 3 calls, float32, tuned only
+
+``--accuracy`` instead trains both models the same way (the protocol of
+``benchmarks/potentials_accuracy.py``: same built-in Cu-Au EMT structures in the same order,
+same per-species shifts and force scale, MSE of energy per atom + MSE of force components,
+AMSGrad at a constant learning rate, same epochs) and prints the test energy / force MAE.
+
+    python benchmarks/mace_vs_mace_torch.py --accuracy --epochs 10 --n-train 100
 """
 
 from __future__ import annotations
@@ -177,6 +184,132 @@ class Worker:
         self.proc.wait(timeout=60)
 
 
+# ----------------------------------------------------------------------------- accuracy
+ACC_MODEL = dict(r_max=4.0, max_ell=2, correlation=3, num_interactions=2, hidden="8x0e+8x1o",
+                 radial_mlp=[16, 16], readout_hidden=16)  # fmt: skip
+
+EQUIDYN_TRAIN = r"""
+from equidyn.graph import batch_graphs, radius_graph
+from equidyn.models import Potential
+from equidyn.models.mace import MACE
+from equidyn.data.stats import average_num_neighbors
+def graph(s):
+    return radius_graph(torch.tensor(s[1], dtype=torch.float32), s[0], S["r_max"],
+                        torch.tensor(s[2], dtype=torch.float32), True,
+                        energy=s[3], forces=torch.tensor(s[4], dtype=torch.float32))
+G = [graph(s) for s in train]
+T = [graph(s) for s in test]
+model = MACE(num_species=2, r_max=S["r_max"], num_bessel=8, polynomial_p=5, max_ell=S["max_ell"],
+             correlation=S["correlation"], num_interactions=S["num_interactions"],
+             hidden_irreps=S["hidden"], radial_mlp=S["radial_mlp"],
+             readout_hidden=S["readout_hidden"], avg_num_neighbors=average_num_neighbors(G))
+pot = Potential(model, types, shifts.tolist(), scale=scale).train()
+opt = torch.optim.Adam(pot.parameters(), lr=S["lr"], amsgrad=True)
+t0 = time.perf_counter()
+for epoch in range(S["epochs"]):
+    for i in range(0, len(G), S["batch"]):
+        b = batch_graphs([G[j] for j in orders[epoch][i:i + S["batch"]]])
+        out = pot(b, compute_forces=True)
+        n = b.num_atoms.float()
+        loss = (((out["energy"] - b.energy) / n) ** 2).mean()
+        loss = loss + ((out["forces"] - b.forces) ** 2).mean()
+        opt.zero_grad(); loss.backward(); opt.step()
+train_s = time.perf_counter() - t0
+pot.eval()
+ea, fa, nf = 0.0, 0.0, 0
+for g in T:
+    out = pot(g, compute_forces=True)
+    ea += abs(float(out["energy"][0]) - float(g.energy[0])) / g.num_nodes
+    fa += float((out["forces"].detach() - g.forces).abs().sum()); nf += g.forces.numel()
+print(json.dumps({"energy_mae": 1000 * ea / len(T), "forces_mae": 1000 * fa / nf,
+                  "train_s": train_s, "params": sum(p.numel() for p in pot.parameters())}))
+"""
+
+MACE_TRAIN = r"""
+import warnings; warnings.filterwarnings("ignore")
+import ase
+from mace import data as mdata, modules, tools
+from mace.tools import torch_geometric
+import importlib
+o3 = importlib.import_module("e3nn.o3")
+torch.set_default_dtype(torch.float32)
+z_table = tools.AtomicNumberTable(types)
+def graph(s):
+    atoms = ase.Atoms(numbers=s[0], positions=s[1], cell=s[2], pbc=True)
+    return mdata.AtomicData.from_config(mdata.config_from_atoms(atoms), z_table=z_table,
+                                        cutoff=S["r_max"])
+G = [graph(s) for s in train]
+T = [graph(s) for s in test]
+avg = sum(g.edge_index.shape[1] for g in G) / sum(len(s[0]) for s in train)
+block = modules.interaction_classes["RealAgnosticResidualInteractionBlock"]
+torch.manual_seed(0)
+model = modules.ScaleShiftMACE(
+    r_max=S["r_max"], num_bessel=8, num_polynomial_cutoff=5, max_ell=S["max_ell"],
+    interaction_cls=block, interaction_cls_first=block, num_interactions=S["num_interactions"],
+    num_elements=2, hidden_irreps=o3.Irreps(S["hidden"]),
+    MLP_irreps=o3.Irreps(f"{S['readout_hidden']}x0e"), gate=torch.nn.functional.silu,
+    atomic_energies=np.array(shifts), avg_num_neighbors=avg, atomic_numbers=types,
+    correlation=S["correlation"], radial_MLP=S["radial_mlp"], atomic_inter_scale=scale,
+    atomic_inter_shift=0.0)
+E = [torch.tensor([s[3]], dtype=torch.float32) for s in train]
+F = [torch.tensor(s[4], dtype=torch.float32) for s in train]
+opt = torch.optim.Adam(model.parameters(), lr=S["lr"], amsgrad=True)
+t0 = time.perf_counter()
+for epoch in range(S["epochs"]):
+    for i in range(0, len(G), S["batch"]):
+        idx = orders[epoch][i:i + S["batch"]]
+        b = torch_geometric.batch.Batch.from_data_list([G[j] for j in idx]).to_dict()
+        out = model(b, training=True, compute_force=True)
+        n = torch.tensor([len(train[j][0]) for j in idx], dtype=torch.float32)
+        loss = (((out["energy"] - torch.cat([E[j] for j in idx])) / n) ** 2).mean() + \
+            ((out["forces"] - torch.cat([F[j] for j in idx])) ** 2).mean()
+        opt.zero_grad(); loss.backward(); opt.step()
+train_s = time.perf_counter() - t0
+model.eval()
+ea, fa, nf = 0.0, 0.0, 0
+for g, s in zip(T, test):
+    b = torch_geometric.batch.Batch.from_data_list([g]).to_dict()
+    out = model(b, compute_force=True)
+    ea += abs(float(out["energy"][0]) - s[3]) / len(s[0])
+    fo = out["forces"].detach()
+    fa += float((fo - torch.tensor(s[4], dtype=torch.float32)).abs().sum()); nf += fo.numel()
+print(json.dumps({"energy_mae": 1000 * ea / len(T), "forces_mae": 1000 * fa / nf,
+                  "train_s": train_s, "params": sum(p.numel() for p in model.parameters())}))
+"""
+
+
+def accuracy(args: argparse.Namespace) -> None:
+    """Train both models on the same data for the same epochs; print test MAEs."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from potentials_accuracy import run  # the shared protocol (its data preamble, subprocess)
+
+    from equidyn.data.builtin import builtin_dataset_path
+    from equidyn.data.split import split_indices
+
+    n_structures = 3000
+    npz = builtin_dataset_path("cuau-emt", n_structures=n_structures, seed=0)
+    train, _, test = split_indices(n_structures, args.n_train, 0, args.n_test, seed=0)
+    settings = dict(ACC_MODEL, npz=str(npz), train=train, test=test, epochs=args.epochs,
+                    batch=args.batch, lr=args.lr, threads=args.threads)  # fmt: skip
+    print(f"{args.n_train} train / {args.n_test} test structures (built-in Cu-Au EMT), "
+          f"{args.epochs} epochs, batch {args.batch}, lr {args.lr}; model {ACC_MODEL}")  # fmt: skip
+    results = {}
+    for name, python, body in (
+        ("equidyn MACE", sys.executable, EQUIDYN_TRAIN),
+        ("mace-torch", args.mace_python, MACE_TRAIN),
+    ):
+        r = run(python, body, settings, args.timeout)
+        results[name] = r
+        if "error" in r:
+            print(f"{name:<13} not run: {r['error']}", flush=True)
+        else:
+            print(f"{name:<13} energy MAE {r['energy_mae']:7.2f} meV/atom  force MAE "
+                  f"{r['forces_mae']:7.2f} meV/Å  params {r['params']:>7}  "
+                  f"training {r['train_s']:.0f} s", flush=True)  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="1 warm-up, 3 calls, float32, tuned")
@@ -191,11 +324,23 @@ def main() -> None:
         "--allocators", nargs="+", default=["default", "tuned"], choices=["default", "tuned"]
     )
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    p.add_argument("--accuracy", action="store_true", help="train both; compare test MAEs")
+    p.add_argument("--n-train", type=int, default=100)
+    p.add_argument("--n-test", type=int, default=50)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch", type=int, default=5)
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--timeout", type=float, default=3000)
     p.add_argument("--worker", choices=["equidyn", "mace"], help=argparse.SUPPRESS)
     p.add_argument("--dtype", default="float32", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
         worker(args.worker, args.dtype, args.threads)
+        return
+    if args.accuracy:
+        if args.quick:
+            args.n_train, args.n_test, args.epochs = 10, 5, 1
+        accuracy(args)
         return
     if args.quick:
         args.warmup, args.repeats, args.dtypes, args.allocators = 1, 3, ["float32"], ["tuned"]
