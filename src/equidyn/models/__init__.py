@@ -5,6 +5,7 @@ from equidyn.models.linear_dynamics import LinearDynamics  # noqa: E402,F401  (i
 from equidyn.models.radial_field import RadialField  # noqa: E402,F401  (issue 5)
 from equidyn.models.potential import Potential, load_model, save_model  # noqa: E402,F401  (issue 4)
 from equidyn.models.nequip import NequIP  # noqa: E402,F401  (issue 4)
+from equidyn.models.mace import MACE  # noqa: E402,F401  (issue 4)
 from equidyn.models.segnn import SEGNN  # noqa: E402,F401  (issue 5, steerable models)
 from equidyn.models.tfn import TFN  # noqa: E402,F401  (issue 5, steerable models)
 from equidyn.models.se3_transformer import SE3Transformer  # noqa: E402,F401  (issue 5)

@@ -40,6 +40,7 @@ from equidyn.o3.rotations import (  # noqa: F401
     xyz_to_angles,
 )
 from equidyn.o3.spherical_harmonics import SphericalHarmonics, spherical_harmonics  # noqa: F401
+from equidyn.o3.symmetric_contraction import SymmetricContraction  # noqa: F401
 from equidyn.o3.tensor_product import (  # noqa: F401
     ChannelwiseTensorProduct,
     ElementwiseTensorProduct,
