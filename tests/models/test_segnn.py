@@ -216,3 +216,16 @@ def test_segnn_bad_input():
 def test_segnn_forward_backward_both_dtypes():
     torch.manual_seed(0)
     check_forward_backward(SEGNN(8, 2, 0, 1))
+
+
+def test_segnn_layer_norm_keeps_initial_steps_bounded_for_spread_systems():
+    # |x_i - x_j|^2 enters the messages unscaled; the per-layer LayerNorm keeps the features
+    # (and the initial displacement) bounded when the particles are far apart
+    torch.manual_seed(0)
+    pos, vel, q = make_inputs(dtype=torch.float32)
+    qq = q[:, :, None] * q[:, None]
+    empty = pos.new_zeros(3, 5, 0)
+    with torch.no_grad():
+        for scale in (1.0, 10.0):
+            step = SEGNN(16, 4, 0, 1)(scale * pos, vel, empty, qq) - scale * pos
+            assert float(step.norm(dim=-1).max()) < 2.0  # 270 without the norm at scale 10

@@ -52,6 +52,7 @@ from equidyn.models._steerable import (
     off_diagonal,
 )
 from equidyn.models.egnn import check_particle_inputs
+from equidyn.nn import LayerNorm
 from equidyn.o3 import Irrep, Irreps, spherical_harmonics
 
 __all__ = ["SEGNN", "SEGNNLayer", "balanced_irreps"]
@@ -94,7 +95,12 @@ class SEGNNLayer(nn.Module):
     """
 
     def __init__(
-        self, hidden_irreps: Irreps | str, irreps_attr: Irreps | str, edge_attr_dim: int
+        self,
+        hidden_irreps: Irreps | str,
+        irreps_attr: Irreps | str,
+        edge_attr_dim: int,
+        *,
+        norm: bool = True,
     ) -> None:
         super().__init__()
         hidden, attr = Irreps(hidden_irreps), Irreps(irreps_attr)
@@ -105,6 +111,7 @@ class SEGNNLayer(nn.Module):
         self.cat_node = IrrepsConcat([hidden, hidden])
         self.update_1 = SteerableLayer(self.cat_node.irreps_out, attr, hidden)
         self.update_2 = SteerableLayer(hidden, attr, hidden, gate=False)
+        self.norm = LayerNorm(hidden) if norm else None
 
     def message_model(
         self, h: Tensor, attr_edge: Tensor, scalars_edge: Tensor, index: Tensor
@@ -118,7 +125,8 @@ class SEGNNLayer(nn.Module):
     def node_model(self, h: Tensor, m: Tensor, attr_node: Tensor) -> Tensor:
         """``h_i + φ_f(h_i ⊕ mean_j m_ij; a_i)`` (batch, n, hidden)."""
         x = self.cat_node(h, m.mean(dim=2))  # [batch, n, 2 hidden]
-        return h + self.update_2(self.update_1(x, attr_node), attr_node)
+        h = h + self.update_2(self.update_1(x, attr_node), attr_node)
+        return h if self.norm is None else self.norm(h)
 
     def forward(
         self,
@@ -150,6 +158,8 @@ class SEGNN(nn.Module):
         hidden_irreps: explicit hidden irreps; must start with ``0e`` and be sorted.
         readout_init_scale: factor on the initial weights of the last layer (small initial
             displacements ``δ_i``).
+        norm: equivariant :class:`~equidyn.nn.LayerNorm` after every layer's residual update
+            (keeps the features bounded when inputs such as ``|x_i − x_j|²`` are large).
 
     Protocol settings for charged N-body: ``SEGNN(64, 4, 0, 1)`` with ``edge_attr = q_i q_j``.
 
@@ -173,6 +183,7 @@ class SEGNN(nn.Module):
         lmax_attr: int = 1,
         hidden_irreps: Irreps | str | None = None,
         readout_init_scale: float = 0.1,
+        norm: bool = True,
     ) -> None:
         super().__init__()
         if n_layers < 1:
@@ -199,7 +210,7 @@ class SEGNN(nn.Module):
         self.cat_in = IrrepsConcat([node_input_irreps(node_attr_dim)])
         self.embed = SteerableLayer(self.irreps_in, self.irreps_attr, hidden, gate=False)
         self.layers = nn.ModuleList(
-            SEGNNLayer(hidden, self.irreps_attr, edge_attr_dim) for _ in range(n_layers)
+            SEGNNLayer(hidden, self.irreps_attr, edge_attr_dim, norm=norm) for _ in range(n_layers)
         )
         self.readout_1 = SteerableLayer(hidden, self.irreps_attr, hidden)
         self.readout_2 = SteerableLayer(hidden, self.irreps_attr, "1x1o", gate=False)
