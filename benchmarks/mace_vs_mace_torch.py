@@ -136,9 +136,10 @@ def worker(side: str, dtype_name: str, threads: int) -> None:
     for line in sys.stdin:
         if line.strip() != "time":
             break
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         call()
-        print("@@" + json.dumps({"ms": (time.perf_counter() - t0) * 1e3}), flush=True)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        print("@@" + json.dumps({"ms": wall * 1e3, "cpu_ms": cpu * 1e3}), flush=True)
 
 
 # ----------------------------------------------------------------------------- driver
@@ -170,10 +171,12 @@ class Worker:
             if line.startswith("@@"):
                 return json.loads(line[2:])
 
-    def time_one(self) -> float:
+    def time_one(self) -> tuple[float, float]:
+        """Wall and process-CPU milliseconds of one call."""
         self.proc.stdin.write("time\n")
         self.proc.stdin.flush()
-        return self._read()["ms"]
+        r = self._read()
+        return r["ms"], r["cpu_ms"]
 
     def close(self) -> None:
         try:
@@ -351,7 +354,8 @@ def main() -> None:
     print(f"256-atom Cu fcc cell, r_max 5, {HIDDEN}, max_ell 3, correlation 3, 2 interactions; "
           f"{args.threads} threads, median of {args.repeats} after {args.warmup} warm-ups, "
           "energy + forces, workers timed in alternation")  # fmt: skip
-    header = f"{'allocator':<9} {'dtype':<8} {'equidyn ms':>11} {'mace-torch ms':>14} {'ratio':>7}"
+    header = (f"{'allocator':<9} {'dtype':<8} {'equidyn ms':>11} {'mace-torch ms':>14} "
+              f"{'ratio':>7} {'ours CPU':>10} {'their CPU':>10} {'ratio':>7}")  # fmt: skip
     rows, results = [], []
     for alloc in args.allocators:
         for dtype in args.dtypes:
@@ -362,22 +366,28 @@ def main() -> None:
                 else None
             )
             times: dict[str, list[float]] = {"equidyn": [], "mace": []}
+            cpu: dict[str, list[float]] = {"equidyn": [], "mace": []}
             for k in range(args.warmup + args.repeats):
                 for w in (ours, theirs):
                     if w is None:
                         continue
-                    ms = w.time_one()
+                    ms, cpu_ms = w.time_one()
                     if k >= args.warmup:
                         times[w.side].append(ms)
+                        cpu[w.side].append(cpu_ms)
             med_ours = statistics.median(times["equidyn"])
             med_theirs = statistics.median(times["mace"]) if theirs else float("nan")
+            cpu_ours = statistics.median(cpu["equidyn"])
+            cpu_theirs = statistics.median(cpu["mace"]) if theirs else float("nan")
             res = {"allocator": alloc, "dtype": dtype, "equidyn_ms": med_ours,
                    "mace_torch_ms": med_theirs, "speedup": med_theirs / med_ours,
                    "equidyn": ours.header, "mace_torch": theirs.header if theirs else None,
-                   "equidyn_all": times["equidyn"], "mace_torch_all": times["mace"]}  # fmt: skip
+                   "equidyn_all": times["equidyn"], "mace_torch_all": times["mace"],
+                   "equidyn_cpu_ms": cpu_ours, "mace_torch_cpu_ms": cpu_theirs}  # fmt: skip
             results.append(res)
             rows.append(f"{alloc:<9} {dtype:<8} {med_ours:>11.1f} {med_theirs:>14.1f} "
-                        f"{med_theirs / med_ours:>6.2f}x")  # fmt: skip
+                        f"{med_theirs / med_ours:>6.2f}x {cpu_ours:>10.1f} {cpu_theirs:>10.1f} "
+                        f"{cpu_theirs / cpu_ours:>6.2f}x")  # fmt: skip
             print(rows[-1] if len(rows) > 1 else header + "\n" + rows[-1], flush=True)
             ours.close()
             if theirs:
@@ -388,7 +398,10 @@ def main() -> None:
           + (f", mace-torch {theirs_h['params']:,}" if theirs_h else ""))  # fmt: skip
     print(f"edges: equidyn {ours_h['edges']}"
           + (f", mace-torch {theirs_h['edges']}" if theirs_h else ""))  # fmt: skip
-    print("ratio = mace-torch time / equidyn time (> 1: equidyn is faster)")
+    print(
+        "ratio = mace-torch time / equidyn time (> 1: equidyn is faster); CPU = process CPU "
+        "time per call (all threads), less sensitive to other load on the machine"
+    )
     print(f"tuned allocator: {' '.join(f'{k}={v}' for k, v in TUNED_MALLOC.items())}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
