@@ -75,7 +75,7 @@ def _run_specs(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
             )
         )
     if "augment" in parts:
-        for n in SIZES:
+        for n in (30, 100) if args.quick else SIZES:
             epochs = max(1, round(args.samples / n * scale))
             every = str(max(1, epochs // 10))
             common = ["--n-train", str(n), "--epochs", str(epochs), "--eval-every", every]
@@ -136,7 +136,8 @@ def _summary(out: Path, specs: list[tuple[str, list[str]]]) -> str:
                 f"{r['equivariance_mse']:.1e} |"
             )
         lines += ["", f"(paper: {PAPER_EPOCHS} epochs)", ""]
-    aug = [(m, n) for m in ("gnn", "egnn_vel") for n in SIZES if f"aug_{m}_{n}" in names]
+    sizes = sorted({int(n.rsplit("_", 1)[1]) for n in names if n.startswith("aug_")})
+    aug = [(m, n) for m in ("gnn", "egnn_vel") for n in sizes if f"aug_{m}_{n}" in names]
     if aug:
         lines += [
             "## (b) equivariance vs augmentation",
@@ -146,7 +147,7 @@ def _summary(out: Path, specs: list[tuple[str, list[str]]]) -> str:
             "|---|---|---|---|---|---|",
         ]
         xs, curves = [], {"gnn": [], "egnn_vel": []}
-        for n in SIZES:
+        for n in sizes:
             g, e = _load(out, f"aug_gnn_{n}"), _load(out, f"aug_egnn_vel_{n}")
             if g is None or e is None:
                 continue
