@@ -201,7 +201,7 @@ def test_segnn_node_attributes_and_no_edge_attributes():
 
 def test_segnn_training_lowers_loss():
     torch.manual_seed(0)
-    check_training_lowers_loss(SEGNN(8, 2, 0, 1))
+    check_training_lowers_loss(SEGNN(8, 1, 0, 1))
 
 
 def test_segnn_bad_input():
