@@ -236,7 +236,7 @@ class Potential(nn.Module):
         table = self.species_table
         idx = table[numbers.clamp(0, table.shape[0] - 1)]
         bad = (numbers < 0) | (numbers >= table.shape[0]) | (idx < 0)
-        if bool(bad.any()):
+        if not torch.compiler.is_compiling() and bool(bad.any()):
             a = int(bad.nonzero()[0, 0])
             z = int(numbers[a])
             known = ", ".join(symbol(k) for k in self.atomic_numbers)
