@@ -60,7 +60,7 @@ def test_simplify_sort_regroup_filter():
     for i, j in enumerate(s.p):
         assert s.irreps[j] == irreps[i]
         assert s.inv[j] == i
-    assert irreps.regroup() == Irreps("0e + 1e + 3x1o")
+    assert irreps.regroup() == Irreps("0e + 3x1o + 1e")  # e3nn order: odd first
     assert irreps.filter(keep="1o") == Irreps("1o+1o+1o")
     assert irreps.filter(drop=["1o", "1e"]) == Irreps("0e + 0x2e")
     assert irreps.filter(lmax=0) == Irreps("0e")

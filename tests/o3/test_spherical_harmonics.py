@@ -294,3 +294,17 @@ def test_bad_input():
         spherical_harmonics(2, [[0.0, 0.0, 1.0]])
     with pytest.raises(TypeError, match="floating"):
         spherical_harmonics(2, torch.zeros(5, 3, dtype=torch.int64))
+
+
+@pytest.mark.parametrize("n", [0, 1, 2])
+def test_input_is_never_modified(n):
+    # (n, 3) with n <= 1 transposes to a contiguous view: normalising it in place once
+    # overwrote the caller's vectors and broke autograd for single-edge graphs.
+    x = torch.randn(n, 3, dtype=torch.float64, requires_grad=True)
+    e = x * 2.0
+    before = e.detach().clone()
+    r = e.norm(dim=-1)
+    y = o3.spherical_harmonics([0, 1, 2], e, normalize=True)
+    assert torch.equal(e.detach(), before)
+    (y.sum() + r.sum()).backward()
+    assert torch.isfinite(x.grad).all()

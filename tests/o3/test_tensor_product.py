@@ -145,7 +145,7 @@ def test_per_sample_uvw_weights_match_e3nn():
 
 
 def test_tensor_product_irreps():
-    assert o3.tensor_product_irreps("2x1o", "1x1o + 1x0e") == o3.Irreps("2x0e+2x1e+2x1o+2x2e")
+    assert o3.tensor_product_irreps("2x1o", "1x1o + 1x0e") == o3.Irreps("2x0e+2x1o+2x1e+2x2e")
     full = o3.FullTensorProduct("2x0e+1x2o", "3x1o", filter_ir_out=["1o", "2e", "3e"])
     assert o3.tensor_product_irreps("2x0e+1x2o", "3x1o", ["1o", "2e", "3e"]) == full.irreps_out
 

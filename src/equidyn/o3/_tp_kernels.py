@@ -150,5 +150,5 @@ class ConvFunction(torch.autograd.Function):
             if gx2 is not None:
                 xa = x1.narrow(1, grp.x1_off, grp.U * grp.d1).unflatten(1, (grp.U, grp.d1))
                 gM = torch.bmm(xa.transpose(1, 2), gy)  # [Z, d1, K]
-                gx2.addmm_(gM.view(Z, -1), C.t())
+                gx2.addmm_(gM.reshape(Z, grp.d1 * grp.K), C.t())
         return (None, None, gx1, gx2, gw, *([None] * n))

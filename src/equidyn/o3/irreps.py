@@ -317,15 +317,15 @@ class Irreps(tuple):
         return Irreps([(mul, ir) for mul, ir in self if mul > 0])
 
     def sort(self) -> _SortResult:
-        """Sort blocks by (l, p) with even before odd for equal l (stable).
+        """Sort blocks by (l, p), so odd before even for equal l, as e3nn does (stable).
 
         Returns ``(irreps, p, inv)``: block ``i`` of the input goes to position ``p[i]``, and
         block ``j`` of the output came from ``inv[j]``.
 
         >>> Irreps("1o + 0e + 1e").sort()
-        _SortResult(irreps=1x0e+1x1e+1x1o, p=(2, 0, 1), inv=(1, 2, 0))
+        _SortResult(irreps=1x0e+1x1o+1x1e, p=(1, 0, 2), inv=(1, 0, 2))
         """
-        keyed = sorted(range(len(self)), key=lambda i: (self[i].ir.l, -self[i].ir.p))
+        keyed = sorted(range(len(self)), key=lambda i: tuple(self[i].ir))
         inv = tuple(keyed)
         p = [0] * len(self)
         for j, i in enumerate(inv):

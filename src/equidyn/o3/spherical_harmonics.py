@@ -240,7 +240,7 @@ def _forward(x: Tensor, coefficients: _Coefficients, normalize: bool) -> Tensor:
     lmax = coefficients.lmax
     gamma, b, _, _ = coefficients.on(x)
     n = x.shape[0]
-    rows = x.t().contiguous()  # [3, n]
+    rows = x.t().clone(memory_format=torch.contiguous_format)  # [3, n], never a view of x
     r2 = (rows * rows).sum(0)  # [n]
     if normalize:
         nonzero = r2 > 0

@@ -145,7 +145,7 @@ def tensor_product_irreps(
     equal to ``FullTensorProduct(irreps1, irreps2, filter_ir_out).irreps_out``.
 
     >>> tensor_product_irreps("2x1o", "1x1o + 1x0e")
-    2x0e+2x1e+2x1o+2x2e
+    2x0e+2x1o+2x1e+2x2e
     >>> tensor_product_irreps("1x1o", "1x1o", filter_ir_out=["0e", "2e"])
     1x0e+1x2e
     """
