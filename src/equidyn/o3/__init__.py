@@ -2,11 +2,19 @@
 spherical harmonics, tensor products and equivariant linear maps.
 
 The bases are e3nn's (l=1 components are (x, y, z), ``D^1(R) == R``).
+
+>>> import torch
+>>> from equidyn import o3
+>>> R = o3.rand_matrix(2, dtype=torch.float64)
+>>> torch.allclose(o3.wigner_D(1, R), R)
+True
+>>> o3.tensor_product_irreps("1o", "1o")
+1x0e+1x1e+1x2e
 """
 
 from equidyn.o3.irreps import Irrep, Irreps
-from equidyn.o3.linear import Linear  # noqa: F401
-from equidyn.o3.rotations import (  # noqa: F401
+from equidyn.o3.linear import Linear
+from equidyn.o3.rotations import (
     angles_to_axis_angle,
     angles_to_matrix,
     angles_to_quaternion,
@@ -39,9 +47,9 @@ from equidyn.o3.rotations import (  # noqa: F401
     rotation_tolerance,
     xyz_to_angles,
 )
-from equidyn.o3.spherical_harmonics import SphericalHarmonics, spherical_harmonics  # noqa: F401
-from equidyn.o3.symmetric_contraction import SymmetricContraction  # noqa: F401
-from equidyn.o3.tensor_product import (  # noqa: F401
+from equidyn.o3.spherical_harmonics import SphericalHarmonics, spherical_harmonics
+from equidyn.o3.symmetric_contraction import SymmetricContraction
+from equidyn.o3.tensor_product import (
     ChannelwiseTensorProduct,
     ElementwiseTensorProduct,
     FullTensorProduct,
@@ -51,6 +59,56 @@ from equidyn.o3.tensor_product import (  # noqa: F401
     TensorSquare,
     tensor_product_irreps,
 )
-from equidyn.o3.wigner import so3_generators, wigner_3j, wigner_D, wigner_D_from_angles  # noqa: F401
+from equidyn.o3.wigner import so3_generators, wigner_3j, wigner_D, wigner_D_from_angles
 
-__all__ = ["Irrep", "Irreps"]
+__all__ = [
+    "angles_to_axis_angle",
+    "angles_to_matrix",
+    "angles_to_quaternion",
+    "angles_to_xyz",
+    "axis_angle_to_angles",
+    "axis_angle_to_matrix",
+    "axis_angle_to_quaternion",
+    "ChannelwiseTensorProduct",
+    "check_rotation",
+    "compose_angles",
+    "compose_axis_angle",
+    "compose_quaternion",
+    "ElementwiseTensorProduct",
+    "FullTensorProduct",
+    "FullyConnectedTensorProduct",
+    "identity_angles",
+    "identity_quaternion",
+    "inverse_angles",
+    "inverse_quaternion",
+    "Irrep",
+    "Irreps",
+    "Linear",
+    "matrix_to_angles",
+    "matrix_to_axis_angle",
+    "matrix_to_quaternion",
+    "matrix_to_rotation_vector",
+    "matrix_x",
+    "matrix_y",
+    "matrix_z",
+    "Path",
+    "quaternion_to_angles",
+    "quaternion_to_axis_angle",
+    "quaternion_to_matrix",
+    "rand_angles",
+    "rand_axis_angle",
+    "rand_matrix",
+    "rand_quaternion",
+    "rotation_tolerance",
+    "so3_generators",
+    "spherical_harmonics",
+    "SphericalHarmonics",
+    "SymmetricContraction",
+    "tensor_product_irreps",
+    "TensorProduct",
+    "TensorSquare",
+    "wigner_3j",
+    "wigner_D",
+    "wigner_D_from_angles",
+    "xyz_to_angles",
+]
