@@ -1,14 +1,20 @@
-"""equidyn.dynamics."""
+"""Dynamics: N-body simulators, integrators, cached data sets and equivariant neural ODEs.
 
-from equidyn.dynamics.data import ChargedNBodyDataset, load_charged_nbody  # noqa: E402,F401
-from equidyn.dynamics.integrators import (  # noqa: E402,F401
+>>> from equidyn.dynamics import simulate_charged_nbody
+>>> data = simulate_charged_nbody(4, n_steps=300, save_every=100, seed=0)
+>>> tuple(data["pos"].shape)  # (trajectories, frames at steps 100 and 200, particles, 3)
+(4, 2, 5, 3)
+"""
+
+from equidyn.dynamics.data import ChargedNBodyDataset, load_charged_nbody
+from equidyn.dynamics.integrators import (
     integrate,
     rk4_step,
     semi_implicit_euler_step,
     velocity_verlet_step,
 )
-from equidyn.dynamics.neural_ode import NeuralODE  # noqa: E402,F401
-from equidyn.dynamics.systems import (  # noqa: E402,F401
+from equidyn.dynamics.neural_ode import NeuralODE
+from equidyn.dynamics.systems import (
     ChargedNBody,
     GravityNBody,
     MassSpring,
@@ -18,3 +24,21 @@ from equidyn.dynamics.systems import (  # noqa: E402,F401
     simulate,
     simulate_charged_nbody,
 )
+
+__all__ = [
+    "ChargedNBody",
+    "ChargedNBodyDataset",
+    "GravityNBody",
+    "MassSpring",
+    "NeuralODE",
+    "angular_momentum",
+    "integrate",
+    "kinetic_energy",
+    "linear_momentum",
+    "load_charged_nbody",
+    "rk4_step",
+    "semi_implicit_euler_step",
+    "simulate",
+    "simulate_charged_nbody",
+    "velocity_verlet_step",
+]

@@ -1,11 +1,41 @@
-"""equidyn.models."""
-from equidyn.models.egnn import EGNN, EGNNLayer  # noqa: E402,F401  (issue 5)
-from equidyn.models.gnn import GNN  # noqa: E402,F401  (issue 5)
-from equidyn.models.linear_dynamics import LinearDynamics  # noqa: E402,F401  (issue 5)
-from equidyn.models.radial_field import RadialField  # noqa: E402,F401  (issue 5)
-from equidyn.models.potential import Potential, load_model, save_model  # noqa: E402,F401  (issue 4)
-from equidyn.models.nequip import NequIP  # noqa: E402,F401  (issue 4)
-from equidyn.models.mace import MACE  # noqa: E402,F401  (issue 4)
-from equidyn.models.segnn import SEGNN  # noqa: E402,F401  (issue 5, steerable models)
-from equidyn.models.tfn import TFN  # noqa: E402,F401  (issue 5, steerable models)
-from equidyn.models.se3_transformer import SE3Transformer  # noqa: E402,F401  (issue 5)
+"""Complete architectures, one file each.
+
+Interatomic potentials (``NequIP``, ``MACE``) take an :class:`equidyn.graph.AtomicGraph` through
+:class:`Potential`, which adds forces and stress by autograd. Dynamics models (``EGNN``,
+``SEGNN``, ``TFN``, ``SE3Transformer``, ``GNN``, ``RadialField``, ``LinearDynamics``) share the
+call ``model(pos, vel, node_attr, edge_attr) -> positions`` on a dense particle graph.
+
+>>> import torch
+>>> from equidyn.models import EGNN
+>>> model = EGNN(hidden_dim=16, n_layers=2, node_attr_dim=0, edge_attr_dim=1)
+>>> pos, vel = torch.randn(2, 5, 3), torch.randn(2, 5, 3)
+>>> model(pos, vel, torch.zeros(2, 5, 0), torch.randn(2, 5, 5, 1)).shape
+torch.Size([2, 5, 3])
+"""
+
+from equidyn.models.egnn import EGNN, EGNNLayer
+from equidyn.models.gnn import GNN
+from equidyn.models.linear_dynamics import LinearDynamics
+from equidyn.models.mace import MACE
+from equidyn.models.nequip import NequIP
+from equidyn.models.potential import Potential, load_model, save_model
+from equidyn.models.radial_field import RadialField
+from equidyn.models.se3_transformer import SE3Transformer
+from equidyn.models.segnn import SEGNN
+from equidyn.models.tfn import TFN
+
+__all__ = [
+    "EGNN",
+    "EGNNLayer",
+    "GNN",
+    "LinearDynamics",
+    "MACE",
+    "NequIP",
+    "Potential",
+    "RadialField",
+    "SE3Transformer",
+    "SEGNN",
+    "TFN",
+    "load_model",
+    "save_model",
+]
