@@ -49,7 +49,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     name, rest = argv[0], argv[1:]
     if name not in SUBCOMMANDS:
-        print(f"equidyn: unknown command {name!r}; expected one of {sorted(SUBCOMMANDS)}", file=sys.stderr)
+        print(
+            f"equidyn: unknown command {name!r}; expected one of {sorted(SUBCOMMANDS)}",
+            file=sys.stderr,
+        )
         return 2
     target, _ = SUBCOMMANDS[name]
     module_name, func_name = target.split(":")
