@@ -23,6 +23,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from equidyn.o3._weights import resolve_weight
 from equidyn.o3.irreps import Irrep, Irreps
 
 __all__ = ["Linear"]
@@ -124,33 +125,17 @@ class Linear(nn.Module):
                 f"input has shape {tuple(x.shape)}, expected (..., {din}) "
                 f"for irreps {self.irreps_in}"
             )
-        if weight is None:
-            if not self.internal_weights:
-                if self.weight_numel > 0:
-                    raise ValueError(
-                        f"this Linear has external weights: call it with weight of shape "
-                        f"(..., {self.weight_numel})"
-                    )
-                weight = x.new_zeros(0)
-            else:
-                weight = self.weight
-        elif self.internal_weights:
-            raise ValueError("this Linear has internal weights: call it as linear(x)")
-        if weight.ndim < 1 or weight.shape[-1] != self.weight_numel:
-            raise ValueError(
-                f"weight has shape {tuple(weight.shape)}, expected (..., {self.weight_numel})"
-            )
-        shared = weight.ndim == 1
-        if self.shared_weights is True and not shared:
-            raise ValueError(
-                f"shared_weights=True needs weight of shape ({self.weight_numel},), "
-                f"got {tuple(weight.shape)}"
-            )
-        if self.shared_weights is False and shared:
-            raise ValueError(
-                f"shared_weights=False needs weight of shape (..., {self.weight_numel}), "
-                f"got {tuple(weight.shape)}"
-            )
+        weight, shared = resolve_weight(
+            weight,
+            owner="Linear",
+            call_internal="linear(x)",
+            call_external="it",
+            internal_weights=self.internal_weights,
+            shared_weights=self.shared_weights,
+            weight_numel=self.weight_numel,
+            parameter=self.weight if self.internal_weights else None,
+            like=x,
+        )
         lead = [x.shape[:-1]] + ([] if shared else [weight.shape[:-1]])
         try:
             batch = torch.broadcast_shapes(*lead)

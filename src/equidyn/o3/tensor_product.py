@@ -56,6 +56,7 @@ import torch
 from torch import Tensor, nn
 
 from equidyn.o3._tp_kernels import ConvFunction, ConvGroup, ConvPath, ConvPlan
+from equidyn.o3._weights import resolve_weight
 from equidyn.o3.irreps import Irrep, Irreps
 from equidyn.o3.wigner import wigner_3j
 
@@ -477,33 +478,17 @@ class TensorProduct(nn.Module):
                 f"x2 has shape {tuple(x2.shape)}, expected (..., {d2}) "
                 f"for irreps_in2 {self.irreps_in2}"
             )
-        if weight is None:
-            if not self.internal_weights:
-                if self.weight_numel > 0:
-                    raise ValueError(
-                        f"this TensorProduct has external weights: call tp(x1, x2, weight) with "
-                        f"weight of shape (..., {self.weight_numel})"
-                    )
-                weight = x1.new_zeros(0)
-            else:
-                weight = self.weight
-        elif self.internal_weights:
-            raise ValueError("this TensorProduct has internal weights: call it as tp(x1, x2)")
-        if weight.ndim < 1 or weight.shape[-1] != self.weight_numel:
-            raise ValueError(
-                f"weight has shape {tuple(weight.shape)}, expected (..., {self.weight_numel})"
-            )
-        shared = weight.ndim == 1
-        if self.shared_weights is True and not shared:
-            raise ValueError(
-                f"shared_weights=True needs weight of shape ({self.weight_numel},), "
-                f"got {tuple(weight.shape)}"
-            )
-        if self.shared_weights is False and shared:
-            raise ValueError(
-                f"shared_weights=False needs per-sample weight (..., {self.weight_numel}), "
-                f"got {tuple(weight.shape)}"
-            )
+        weight, shared = resolve_weight(
+            weight,
+            owner="TensorProduct",
+            call_internal="tp(x1, x2)",
+            call_external="tp(x1, x2, weight)",
+            internal_weights=self.internal_weights,
+            shared_weights=self.shared_weights,
+            weight_numel=self.weight_numel,
+            parameter=self.weight if self.internal_weights else None,
+            like=x1,
+        )
         lead = [x1.shape[:-1], x2.shape[:-1]] + ([] if shared else [weight.shape[:-1]])
         try:
             batch = torch.broadcast_shapes(*lead)
