@@ -35,6 +35,8 @@ from equidyn.o3 import (
 
 __all__ = [
     "Convolution",
+    "check_hidden_irreps",
+    "check_model_sizes",
     "EdgeEmbedding",
     "IrrepsConcat",
     "SteerableLayer",
@@ -298,3 +300,23 @@ class Convolution(nn.Module):
         w = self.radial(radial)  # [..., n_filters * weight_numel]
         w = w.reshape(*w.shape[:-1], self.n_filters, -1).movedim(-2, 0)
         return self.tp(h_j, y, w)  # [n_filters, ..., irreps_out.dim]
+
+
+def check_model_sizes(n_layers: int, node_attr_dim: int, edge_attr_dim: int) -> None:
+    """Raise ValueError unless ``n_layers >= 1`` and both attribute dims are ``>= 0``."""
+    if n_layers < 1:
+        raise ValueError(f"n_layers must be >= 1, got {n_layers}")
+    if node_attr_dim < 0 or edge_attr_dim < 0:
+        raise ValueError(
+            f"node_attr_dim and edge_attr_dim must be >= 0, got {node_attr_dim}, {edge_attr_dim}"
+        )
+
+
+def check_hidden_irreps(hidden: Irreps) -> Irreps:
+    """Raise ValueError unless ``hidden`` is sorted, one block per irrep, with ``0e``."""
+    if hidden != hidden.regroup() or Irrep("0e") not in hidden:
+        raise ValueError(
+            f"hidden_irreps must be sorted, one block per irrep, and contain 0e; got {hidden} "
+            f"(try {hidden.regroup()})"
+        )
+    return hidden

@@ -35,12 +35,14 @@ from equidyn.models._steerable import (
     Convolution,
     EdgeEmbedding,
     IrrepsConcat,
+    check_hidden_irreps,
+    check_model_sizes,
     neighbour_index,
     node_input_irreps,
     node_inputs,
 )
 from equidyn.models.egnn import check_particle_inputs
-from equidyn.models.tfn import check_hidden_irreps, default_hidden_irreps
+from equidyn.models.tfn import default_hidden_irreps
 from equidyn.nn import NormActivation
 from equidyn.o3 import Irreps, Linear
 
@@ -155,13 +157,7 @@ class SE3Transformer(nn.Module):
         readout_init_scale: float = 0.1,
     ) -> None:
         super().__init__()
-        if n_layers < 1:
-            raise ValueError(f"n_layers must be >= 1, got {n_layers}")
-        if node_attr_dim < 0 or edge_attr_dim < 0:
-            raise ValueError(
-                f"node_attr_dim and edge_attr_dim must be >= 0, got {node_attr_dim}, "
-                f"{edge_attr_dim}"
-            )
+        check_model_sizes(n_layers, node_attr_dim, edge_attr_dim)
         if n_heads < 1:
             raise ValueError(f"n_heads must be >= 1, got {n_heads}")
         if hidden_irreps is None:

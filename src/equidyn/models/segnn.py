@@ -46,6 +46,8 @@ from torch import Tensor, nn
 from equidyn.models._steerable import (
     IrrepsConcat,
     SteerableLayer,
+    check_hidden_irreps,
+    check_model_sizes,
     neighbour_index,
     node_input_irreps,
     node_inputs,
@@ -186,22 +188,11 @@ class SEGNN(nn.Module):
         norm: bool = True,
     ) -> None:
         super().__init__()
-        if n_layers < 1:
-            raise ValueError(f"n_layers must be >= 1, got {n_layers}")
-        if node_attr_dim < 0 or edge_attr_dim < 0:
-            raise ValueError(
-                f"node_attr_dim and edge_attr_dim must be >= 0, got {node_attr_dim}, "
-                f"{edge_attr_dim}"
-            )
+        check_model_sizes(n_layers, node_attr_dim, edge_attr_dim)
         if hidden_irreps is None:
             hidden = balanced_irreps(hidden_features, lmax_hidden, lmax_attr)
         else:
-            hidden = Irreps(hidden_irreps)
-            if hidden != hidden.regroup() or Irrep("0e") not in hidden:
-                raise ValueError(
-                    f"hidden_irreps must be sorted, one block per irrep, and contain 0e; got "
-                    f"{hidden} (try {hidden.regroup()})"
-                )
+            hidden = check_hidden_irreps(Irreps(hidden_irreps))
         self.node_attr_dim, self.edge_attr_dim = node_attr_dim, edge_attr_dim
         self.lmax_attr = lmax_attr
         self.hidden_irreps = hidden

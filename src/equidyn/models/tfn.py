@@ -28,6 +28,8 @@ from equidyn.models._steerable import (
     Convolution,
     EdgeEmbedding,
     IrrepsConcat,
+    check_hidden_irreps,
+    check_model_sizes,
     gate_irreps,
     neighbour_index,
     node_input_irreps,
@@ -55,16 +57,6 @@ def default_hidden_irreps(hidden_features: int, lmax_hidden: int) -> Irreps:
         )
     k = max(1, hidden_features // (lmax_hidden + 1))
     return Irreps([(k, Irrep(l, (-1) ** l)) for l in range(lmax_hidden + 1)])
-
-
-def check_hidden_irreps(hidden: Irreps) -> Irreps:
-    """Raise ValueError unless ``hidden`` is sorted, one block per irrep, with ``0e``."""
-    if hidden != hidden.regroup() or Irrep("0e") not in hidden:
-        raise ValueError(
-            f"hidden_irreps must be sorted, one block per irrep, and contain 0e; got {hidden} "
-            f"(try {hidden.regroup()})"
-        )
-    return hidden
 
 
 class TFNLayer(nn.Module):
@@ -143,13 +135,7 @@ class TFN(nn.Module):
         readout_init_scale: float = 0.1,
     ) -> None:
         super().__init__()
-        if n_layers < 1:
-            raise ValueError(f"n_layers must be >= 1, got {n_layers}")
-        if node_attr_dim < 0 or edge_attr_dim < 0:
-            raise ValueError(
-                f"node_attr_dim and edge_attr_dim must be >= 0, got {node_attr_dim}, "
-                f"{edge_attr_dim}"
-            )
+        check_model_sizes(n_layers, node_attr_dim, edge_attr_dim)
         if hidden_irreps is None:
             hidden = default_hidden_irreps(hidden_features, lmax_hidden)
         else:
