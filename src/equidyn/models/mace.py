@@ -54,7 +54,7 @@ from torch import Tensor, nn
 from equidyn import nn as enn
 from equidyn import o3
 from equidyn.graph.scatter import scatter_sum
-from equidyn.models.potential import register_model
+from equidyn.models.potential import check_model_args, register_model
 from equidyn.o3.symmetric_contraction import SymmetricContraction
 
 __all__ = ["MACE", "MACEInteraction", "MACEProduct", "MACE_DEFAULTS"]
@@ -210,24 +210,22 @@ class MACE(nn.Module):
         avg_num_neighbors: float | None = None,
     ) -> None:
         super().__init__()
-        for name, value, low in (
-            ("num_species", num_species, 1),
-            ("num_bessel", num_bessel, 1),
-            ("polynomial_p", polynomial_p, 2),
-            ("max_ell", max_ell, 0),
-            ("correlation", correlation, 1),
-            ("num_interactions", num_interactions, 1),
-            ("readout_hidden", readout_hidden, 1),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-        if isinstance(r_max, bool) or not isinstance(r_max, (int, float)) or not r_max > 0:
-            raise ValueError(f"r_max must be a positive number (Å), got {r_max!r}")
+        check_model_args(
+            [
+                ("num_species", num_species, 1),
+                ("num_bessel", num_bessel, 1),
+                ("polynomial_p", polynomial_p, 2),
+                ("max_ell", max_ell, 0),
+                ("correlation", correlation, 1),
+                ("num_interactions", num_interactions, 1),
+                ("readout_hidden", readout_hidden, 1),
+            ],
+            r_max,
+            avg_num_neighbors,
+        )
         radial_mlp = list(radial_mlp)
         if any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in radial_mlp):
             raise ValueError(f"radial_mlp must be a list of positive ints, got {radial_mlp!r}")
-        if avg_num_neighbors is not None and not avg_num_neighbors > 0:
-            raise ValueError(f"avg_num_neighbors must be > 0 or None, got {avg_num_neighbors!r}")
         try:
             irreps_hidden = o3.Irreps(hidden_irreps)
         except (ValueError, TypeError) as e:

@@ -46,7 +46,7 @@ from torch import Tensor, nn
 from equidyn import nn as enn
 from equidyn import o3
 from equidyn.graph.scatter import scatter_sum
-from equidyn.models.potential import register_model
+from equidyn.models.potential import check_model_args, register_model
 
 __all__ = ["NequIP", "InteractionBlock", "hidden_irreps"]
 
@@ -204,21 +204,19 @@ class NequIP(nn.Module):
         avg_num_neighbors: float | None = None,
     ) -> None:
         super().__init__()
-        for name, value, low in (
-            ("num_species", num_species, 1),
-            ("l_max", l_max, 0),
-            ("num_features", num_features, 1),
-            ("num_layers", num_layers, 1),
-            ("num_bessel", num_bessel, 1),
-            ("radial_hidden", radial_hidden, 1),
-            ("radial_layers", radial_layers, 0),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-        if isinstance(r_max, bool) or not isinstance(r_max, (int, float)) or not r_max > 0:
-            raise ValueError(f"r_max must be a positive number (Å), got {r_max!r}")
-        if avg_num_neighbors is not None and not avg_num_neighbors > 0:
-            raise ValueError(f"avg_num_neighbors must be > 0 or None, got {avg_num_neighbors!r}")
+        check_model_args(
+            [
+                ("num_species", num_species, 1),
+                ("l_max", l_max, 0),
+                ("num_features", num_features, 1),
+                ("num_layers", num_layers, 1),
+                ("num_bessel", num_bessel, 1),
+                ("radial_hidden", radial_hidden, 1),
+                ("radial_layers", radial_layers, 0),
+            ],
+            r_max,
+            avg_num_neighbors,
+        )
         self._config: dict[str, Any] = {
             "num_species": num_species,
             "r_max": float(r_max),

@@ -62,6 +62,7 @@ __all__ = [
     "save_model",
     "load_model",
     "build_model",
+    "check_model_args",
     "formula",
     "describe_unknown_species",
 ]
@@ -136,6 +137,27 @@ class AtomicEnergyModel(Protocol):
 
 
 MODEL_REGISTRY: dict[str, type[nn.Module]] = {}
+
+
+def check_model_args(
+    ints: Sequence[tuple[str, Any, int]], r_max: Any, avg_num_neighbors: Any
+) -> None:
+    """Constructor checks shared by the potentials: each ``(name, value, low)`` in ``ints``
+    must be an int ``>= low``, ``r_max`` a positive number (Å), ``avg_num_neighbors`` None or
+    positive. Raises ValueError naming the argument and the value.
+
+    >>> check_model_args([("num_layers", 0, 1)], 5.0, None)
+    Traceback (most recent call last):
+    ...
+    ValueError: num_layers must be an int >= 1, got 0
+    """
+    for name, value, low in ints:
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    if isinstance(r_max, bool) or not isinstance(r_max, (int, float)) or not r_max > 0:
+        raise ValueError(f"r_max must be a positive number (Å), got {r_max!r}")
+    if avg_num_neighbors is not None and not avg_num_neighbors > 0:
+        raise ValueError(f"avg_num_neighbors must be > 0 or None, got {avg_num_neighbors!r}")
 
 
 def register_model(cls: type[nn.Module]) -> type[nn.Module]:
