@@ -53,7 +53,7 @@ def load_structures(
 
     if not os.path.isfile(text):
         raise FileNotFoundError(f"no data file at {text!r}")
-    graphs = read_structures(
+    return read_structures(  # raises ValueError naming the file if it holds no structures
         text,
         r_max,
         energy_key=energy_key,
@@ -62,9 +62,6 @@ def load_structures(
         type_map=type_map,
         dtype=dtype,
     )
-    if len(graphs) == 0:
-        raise ValueError(f"{text!r} holds no structures")
-    return graphs
 
 
 def batches(
