@@ -110,6 +110,94 @@ def check_forward_backward(model: torch.nn.Module) -> None:
         model.zero_grad()
 
 
+def check_state_equivariance(model: torch.nn.Module, dtype: torch.dtype) -> dict[str, float]:
+    """E(3) + permutation equivariance of both outputs of ``model.forward_state``: positions
+    rotate, reflect and shift; velocities rotate and reflect (``1o``) but do not shift."""
+    model = model.to(dtype)
+    with torch.no_grad():  # a velocity output far from v' = v, so that a bug would show
+        for p in model.velocity_readout.parameters():
+            p.normal_()
+    pos, vel, q = make_inputs(dtype=dtype)
+
+    def fn(p: torch.Tensor, v: torch.Tensor, charges: torch.Tensor):
+        empty = p.new_zeros(*p.shape[:2], 0)
+        return model.forward_state(p, v, empty, charges[:, :, None] * charges[:, None])
+
+    with torch.no_grad():
+        assert float((fn(pos, vel, q)[1] - vel).abs().max()) > 1e-2
+    spec = dict(node_dims_in=1, node_dims_out=1, translations=True, permutations=True)
+    errors = assert_equivariant(
+        fn,
+        irreps_in=["cartesian_points", "1o", "1x0e"],
+        irreps_out=["cartesian_points", "1o"],
+        args_in=[pos, vel, q],
+        **spec,
+    )
+    # the test can fail: reading the velocity as three scalars, or as a point that moves
+    # with translations, is caught
+    for wrong in ("3x0e", "cartesian_points"):
+        bad = equivariance_error(
+            fn,
+            irreps_in=["cartesian_points", "1o", "1x0e"],
+            irreps_out=["cartesian_points", wrong],
+            args_in=[pos, vel, q],
+            **spec,
+        )
+        assert max(bad.values()) > 1e-3, wrong
+    return errors
+
+
+def check_state_init(make) -> None:
+    """``make(predict_velocity)`` builds a model. At initialisation ``forward_state`` returns
+    ``(forward(...), vel)`` exactly; the flag adds parameters but changes no other one (a
+    state_dict of a model without the flag loads, and ``forward`` is the same); without the
+    flag ``forward_state`` raises ValueError."""
+    pos, vel, q = make_inputs(dtype=torch.float32)
+    args = (pos, vel, pos.new_zeros(3, 5, 0), q[:, :, None] * q[:, None])
+    torch.manual_seed(0)
+    plain = make(False)
+    torch.manual_seed(0)
+    model = make(True)
+    with torch.no_grad():
+        x, v = model.forward_state(*args)
+        assert torch.equal(v, vel)
+        assert torch.equal(x, model(*args))
+        assert torch.equal(model(*args), plain(*args))
+        with pytest.raises(ValueError, match="predict_velocity=True"):
+            plain.forward_state(*args)
+        missing, unexpected = model.load_state_dict(plain.state_dict(), strict=False)
+        assert not unexpected
+        assert missing and all(k.startswith("velocity_readout.") for k in missing)
+        assert set(plain.state_dict()) == set(model.state_dict()) - set(missing)
+        make(False).load_state_dict(plain.state_dict())  # strict
+
+
+def check_state_training_lowers_loss(
+    model: torch.nn.Module, steps: int = 10, lr: float = 1e-2
+) -> None:
+    """A few Adam steps on ``|x' − x*|² + |v' − v*|²`` lower it, the velocity part included.
+
+    The target is a smooth equivariant map of the inputs, ``x* = x + v / 2`` and
+    ``v* = 0.7 v − 0.3 (x − x̄)``, learnable in a few steps (the velocity change of simulated
+    N-body data over a few frames is dominated by close encounters and is not)."""
+    pos, vel, q = make_inputs(batch=8, dtype=torch.float32, seed=1)
+    qq, empty = q[:, :, None] * q[:, None], pos.new_zeros(8, 5, 0)
+    target_pos = pos + 0.5 * vel
+    target_vel = 0.7 * vel - 0.3 * (pos - pos.mean(dim=1, keepdim=True))
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        x, v = model.forward_state(pos, vel, empty, qq)
+        loss_pos, loss_vel = ((x - target_pos) ** 2).mean(), ((v - target_vel) ** 2).mean()
+        opt.zero_grad()
+        (loss_pos + loss_vel).backward()
+        opt.step()
+        losses.append((float(loss_pos.detach()), float(loss_vel.detach())))
+    assert all(torch.isfinite(torch.tensor(losses)).flatten())
+    assert sum(losses[-1]) < 0.6 * sum(losses[0]), losses
+    assert losses[-1][1] < 0.7 * losses[0][1], losses
+
+
 # ---------------------------------------------------------------- building blocks
 
 
@@ -229,3 +317,19 @@ def test_segnn_layer_norm_keeps_initial_steps_bounded_for_spread_systems():
         for scale in (1.0, 10.0):
             step = SEGNN(16, 4, 0, 1)(scale * pos, vel, empty, qq) - scale * pos
             assert float(step.norm(dim=-1).max()) < 2.0  # 270 without the norm at scale 10
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_segnn_forward_state_equivariance(dtype):
+    torch.manual_seed(0)
+    errors = check_state_equivariance(SEGNN(8, 1, 0, 1, predict_velocity=True), dtype)
+    assert max(errors.values()) < (1e-10 if dtype == torch.float64 else 1e-4)
+
+
+def test_segnn_forward_state_init_and_state_dict():
+    check_state_init(lambda flag: SEGNN(8, 1, 0, 1, predict_velocity=flag))
+
+
+def test_segnn_forward_state_training_lowers_loss():
+    torch.manual_seed(0)
+    check_state_training_lowers_loss(SEGNN(8, 1, 0, 1, predict_velocity=True))

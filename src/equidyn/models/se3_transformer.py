@@ -24,6 +24,10 @@ norm activation :math:`x_u \mapsto \sigma(|x_u| + b_u)\,x_u` (sigmoid, learned b
 input, readout and output are those of :class:`~equidyn.models.tfn.TFN`:
 :math:`x_i + \delta_i` with :math:`\delta_i` a ``1o`` readout. Published charged N-body
 test MSE (EGNN paper, table 2): 0.0244.
+
+With ``predict_velocity=True`` the readout gets a second ``1o`` output :math:`u_i`, as in
+:class:`~equidyn.models.tfn.TFN`: :meth:`SE3Transformer.forward_state` returns
+:math:`(x_i + \delta_i,\ v_i + u_i)`, with :math:`u_i = 0` exactly at initialisation.
 """
 
 from __future__ import annotations
@@ -130,8 +134,7 @@ class SE3Transformer(nn.Module):
         edge_attr_dim: scalar attributes per ordered pair (``q_i q_j``: 1).
         n_heads: attention heads (channels of every irrep block split among them).
         lmax_hidden, lmax_sh, num_basis, r_max, radial_hidden, hidden_irreps,
-            readout_init_scale: as in
-            :class:`~equidyn.models.tfn.TFN`.
+            readout_init_scale, predict_velocity: as in :class:`~equidyn.models.tfn.TFN`.
 
     >>> model = SE3Transformer(hidden_features=8, n_layers=2, node_attr_dim=0, edge_attr_dim=1)
     >>> pos, vel = torch.randn(3, 5, 3), torch.randn(3, 5, 3)
@@ -155,6 +158,7 @@ class SE3Transformer(nn.Module):
         radial_hidden: int = 32,
         hidden_irreps: Irreps | str | None = None,
         readout_init_scale: float = 0.1,
+        predict_velocity: bool = False,
     ) -> None:
         super().__init__()
         check_model_sizes(n_layers, node_attr_dim, edge_attr_dim)
@@ -182,14 +186,21 @@ class SE3Transformer(nn.Module):
         self.readout = Linear(hidden, "1x1o")
         with torch.no_grad():  # start close to x' = x: small steps at initialisation
             self.readout.weight.mul_(readout_init_scale)
+        self.predict_velocity = predict_velocity
+        self.velocity_readout: Linear | None = None
+        if predict_velocity:  # the extra 1o output of the readout: v' - v
+            self.velocity_readout = Linear(hidden, "1x1o")
+            with torch.no_grad():  # start at v' = v exactly
+                self.velocity_readout.weight.zero_()
 
-    def forward(
+    def _trunk(
         self,
         pos: Tensor,
         vel: Tensor,
         node_attr: Tensor,
-        edge_attr: Tensor | None = None,
+        edge_attr: Tensor | None,
     ) -> Tensor:
+        """Checked inputs → the last hidden features ``h`` (batch, n, hidden)."""
         check_particle_inputs(
             pos, vel, node_attr, edge_attr, self.node_attr_dim, self.edge_attr_dim
         )
@@ -198,4 +209,38 @@ class SE3Transformer(nn.Module):
         h = self.embed(self.cat_in(node_inputs(pos, vel, node_attr)))  # [batch, n, hidden]
         for layer in self.layers:
             h = layer(h, y, radial, index)
-        return pos + self.readout(h)  # [batch, n, 3]
+        return h  # [batch, n, hidden]
+
+    def forward(
+        self,
+        pos: Tensor,
+        vel: Tensor,
+        node_attr: Tensor,
+        edge_attr: Tensor | None = None,
+    ) -> Tensor:
+        return pos + self.readout(self._trunk(pos, vel, node_attr, edge_attr))  # [batch, n, 3]
+
+    def forward_state(
+        self,
+        pos: Tensor,
+        vel: Tensor,
+        node_attr: Tensor,
+        edge_attr: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Predicted ``(positions, velocities)``, each (batch, n, 3): ``(x + δ, v + u)``.
+
+        Needs a model built with ``predict_velocity=True``; the positions equal ``forward``'s.
+
+        >>> model = SE3Transformer(8, 1, 0, 1, predict_velocity=True)
+        >>> pos, vel = torch.randn(2, 4, 3), torch.randn(2, 4, 3)
+        >>> x, v = model.forward_state(pos, vel, torch.zeros(2, 4, 0), torch.ones(2, 4, 4, 1))
+        >>> x.shape, torch.equal(v, vel)  # the velocity starts at the input velocity
+        (torch.Size([2, 4, 3]), True)
+        """
+        if self.velocity_readout is None:
+            raise ValueError(
+                "forward_state needs a model built with predict_velocity=True "
+                "(SE3Transformer(..., predict_velocity=True))"
+            )
+        h = self._trunk(pos, vel, node_attr, edge_attr)  # [batch, n, hidden]
+        return pos + self.readout(h), vel + self.velocity_readout(h)  # [batch, n, 3] each

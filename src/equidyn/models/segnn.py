@@ -30,6 +30,13 @@ layers (the last ungated) to one ``1o`` vector :math:`\delta_i`, and the model r
 prediction is E(3)-equivariant (rotations, reflections, translations) and permutation
 equivariant.
 
+With ``predict_velocity=True`` the last readout layer gets a second ``1o`` output
+:math:`u_i` (a separate, ungated steerable layer on the same readout features) and
+:meth:`SEGNN.forward_state` also returns the velocity :math:`v_i' = v_i + u_i`. Its weights
+start at zero, so :math:`v_i' = v_i` exactly at initialisation. :math:`u_i` is a
+translation-invariant ``1o`` vector, so :math:`v'` is O(3)-equivariant and translation
+invariant.
+
 Published N-body settings (charged, 3000 training systems): 4 layers, hidden irreps
 weight-balanced to 64 scalar features with ``lmax_hidden = lmax_attr = 1``
 (:func:`balanced_irreps` gives ``32x0e + 32x1o``), Adam with learning rate 5e-4, batch 100;
@@ -162,6 +169,8 @@ class SEGNN(nn.Module):
             displacements ``δ_i``).
         norm: equivariant :class:`~equidyn.nn.LayerNorm` after every layer's residual update
             (keeps the features bounded when inputs such as ``|x_i − x_j|²`` are large).
+        predict_velocity: add the velocity output used by :meth:`forward_state` (chained
+            rollouts); ``forward`` and the other parameters are unchanged by it.
 
     Protocol settings for charged N-body: ``SEGNN(64, 4, 0, 1)`` with ``edge_attr = q_i q_j``.
 
@@ -186,6 +195,7 @@ class SEGNN(nn.Module):
         hidden_irreps: Irreps | str | None = None,
         readout_init_scale: float = 0.1,
         norm: bool = True,
+        predict_velocity: bool = False,
     ) -> None:
         super().__init__()
         check_model_sizes(n_layers, node_attr_dim, edge_attr_dim)
@@ -207,6 +217,12 @@ class SEGNN(nn.Module):
         self.readout_2 = SteerableLayer(hidden, self.irreps_attr, "1x1o", gate=False)
         with torch.no_grad():  # start close to x' = x: small steps at initialisation
             self.readout_2.tp.weight.mul_(readout_init_scale)
+        self.predict_velocity = predict_velocity
+        self.velocity_readout: SteerableLayer | None = None
+        if predict_velocity:  # the extra 1o output of the last readout layer: v' - v
+            self.velocity_readout = SteerableLayer(hidden, self.irreps_attr, "1x1o", gate=False)
+            with torch.no_grad():  # start at v' = v exactly
+                self.velocity_readout.tp.weight.zero_()
 
     def attributes(self, vel: Tensor, rel: Tensor) -> tuple[Tensor, Tensor]:
         """``(a_i, a_ij)``: (batch, n, attr) and (batch, n, n − 1, attr) from the velocities
@@ -216,13 +232,14 @@ class SEGNN(nn.Module):
         a_i = spherical_harmonics(ls, vel, normalize=True, normalization="component")
         return 0.5 * (a_i + a_ij.mean(dim=2)), a_ij
 
-    def forward(
+    def _trunk(
         self,
         pos: Tensor,
         vel: Tensor,
         node_attr: Tensor,
-        edge_attr: Tensor | None = None,
-    ) -> Tensor:
+        edge_attr: Tensor | None,
+    ) -> tuple[Tensor, Tensor]:
+        """Checked inputs → readout features ``φ_r1(h_i; a_i)`` (batch, n, hidden) and ``a_i``."""
         check_particle_inputs(
             pos, vel, node_attr, edge_attr, self.node_attr_dim, self.edge_attr_dim
         )
@@ -237,5 +254,40 @@ class SEGNN(nn.Module):
         h = self.embed(x, a_i)  # [batch, n, hidden]
         for layer in self.layers:
             h = layer(h, a_i, a_ij, s_ij, index)
-        delta = self.readout_2(self.readout_1(h, a_i), a_i)  # [batch, n, 3]
-        return pos + delta  # [batch, n, 3]
+        return self.readout_1(h, a_i), a_i  # [batch, n, hidden], [batch, n, attr]
+
+    def forward(
+        self,
+        pos: Tensor,
+        vel: Tensor,
+        node_attr: Tensor,
+        edge_attr: Tensor | None = None,
+    ) -> Tensor:
+        r, a_i = self._trunk(pos, vel, node_attr, edge_attr)
+        return pos + self.readout_2(r, a_i)  # [batch, n, 3]
+
+    def forward_state(
+        self,
+        pos: Tensor,
+        vel: Tensor,
+        node_attr: Tensor,
+        edge_attr: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Predicted ``(positions, velocities)``, each (batch, n, 3): ``(x + δ, v + u)``.
+
+        Needs a model built with ``predict_velocity=True``; the positions equal ``forward``'s.
+
+        >>> model = SEGNN(8, 1, 0, 1, predict_velocity=True)
+        >>> pos, vel = torch.randn(2, 4, 3), torch.randn(2, 4, 3)
+        >>> x, v = model.forward_state(pos, vel, torch.zeros(2, 4, 0), torch.ones(2, 4, 4, 1))
+        >>> x.shape, torch.equal(v, vel)  # the velocity starts at the input velocity
+        (torch.Size([2, 4, 3]), True)
+        """
+        if self.velocity_readout is None:
+            raise ValueError(
+                "forward_state needs a model built with predict_velocity=True "
+                "(SEGNN(..., predict_velocity=True))"
+            )
+        r, a_i = self._trunk(pos, vel, node_attr, edge_attr)
+        new_pos = pos + self.readout_2(r, a_i)  # [batch, n, 3]
+        return new_pos, vel + self.velocity_readout(r, a_i)  # [batch, n, 3] each

@@ -17,6 +17,12 @@ with :math:`W_c, W_s` equivariant linear maps (:class:`~equidyn.o3.Linear`) onto
 :class:`~equidyn.o3.Linear`; the readout is a :class:`~equidyn.o3.Linear` onto one ``1o``
 vector :math:`\delta_i` and the model returns :math:`x_i + \delta_i`, which is E(3)- and
 permutation-equivariant. Published charged N-body test MSE (EGNN paper, table 2): 0.0155.
+
+With ``predict_velocity=True`` the readout gets a second ``1o`` output :math:`u_i` (its own
+:class:`~equidyn.o3.Linear` of the last features) and :meth:`TFN.forward_state` also returns
+the velocity :math:`v_i' = v_i + u_i`. Its weights start at zero, so :math:`v_i' = v_i`
+exactly at initialisation; :math:`u_i` is a translation-invariant ``1o`` vector, so
+:math:`v'` is O(3)-equivariant and translation invariant.
 """
 
 from __future__ import annotations
@@ -109,6 +115,8 @@ class TFN(nn.Module):
         hidden_irreps: explicit hidden irreps (sorted, one block per irrep, with ``0e``).
         readout_init_scale: factor on the initial weights of the readout (small initial
             displacements ``δ_i``).
+        predict_velocity: add the velocity output used by :meth:`forward_state` (chained
+            rollouts); ``forward`` and the other parameters are unchanged by it.
 
     >>> model = TFN(hidden_features=8, n_layers=2, node_attr_dim=0, edge_attr_dim=1)
     >>> model.hidden_irreps
@@ -133,6 +141,7 @@ class TFN(nn.Module):
         radial_hidden: int = 32,
         hidden_irreps: Irreps | str | None = None,
         readout_init_scale: float = 0.1,
+        predict_velocity: bool = False,
     ) -> None:
         super().__init__()
         check_model_sizes(n_layers, node_attr_dim, edge_attr_dim)
@@ -154,14 +163,21 @@ class TFN(nn.Module):
         self.readout = Linear(hidden, "1x1o")
         with torch.no_grad():  # start close to x' = x: small steps at initialisation
             self.readout.weight.mul_(readout_init_scale)
+        self.predict_velocity = predict_velocity
+        self.velocity_readout: Linear | None = None
+        if predict_velocity:  # the extra 1o output of the readout: v' - v
+            self.velocity_readout = Linear(hidden, "1x1o")
+            with torch.no_grad():  # start at v' = v exactly
+                self.velocity_readout.weight.zero_()
 
-    def forward(
+    def _trunk(
         self,
         pos: Tensor,
         vel: Tensor,
         node_attr: Tensor,
-        edge_attr: Tensor | None = None,
+        edge_attr: Tensor | None,
     ) -> Tensor:
+        """Checked inputs → the last hidden features ``h`` (batch, n, hidden)."""
         check_particle_inputs(
             pos, vel, node_attr, edge_attr, self.node_attr_dim, self.edge_attr_dim
         )
@@ -170,4 +186,38 @@ class TFN(nn.Module):
         h = self.embed(self.cat_in(node_inputs(pos, vel, node_attr)))  # [batch, n, hidden]
         for layer in self.layers:
             h = layer(h, y, radial, index)
-        return pos + self.readout(h)  # [batch, n, 3]
+        return h  # [batch, n, hidden]
+
+    def forward(
+        self,
+        pos: Tensor,
+        vel: Tensor,
+        node_attr: Tensor,
+        edge_attr: Tensor | None = None,
+    ) -> Tensor:
+        return pos + self.readout(self._trunk(pos, vel, node_attr, edge_attr))  # [batch, n, 3]
+
+    def forward_state(
+        self,
+        pos: Tensor,
+        vel: Tensor,
+        node_attr: Tensor,
+        edge_attr: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Predicted ``(positions, velocities)``, each (batch, n, 3): ``(x + δ, v + u)``.
+
+        Needs a model built with ``predict_velocity=True``; the positions equal ``forward``'s.
+
+        >>> model = TFN(8, 1, 0, 1, predict_velocity=True)
+        >>> pos, vel = torch.randn(2, 4, 3), torch.randn(2, 4, 3)
+        >>> x, v = model.forward_state(pos, vel, torch.zeros(2, 4, 0), torch.ones(2, 4, 4, 1))
+        >>> x.shape, torch.equal(v, vel)  # the velocity starts at the input velocity
+        (torch.Size([2, 4, 3]), True)
+        """
+        if self.velocity_readout is None:
+            raise ValueError(
+                "forward_state needs a model built with predict_velocity=True "
+                "(TFN(..., predict_velocity=True))"
+            )
+        h = self._trunk(pos, vel, node_attr, edge_attr)  # [batch, n, hidden]
+        return pos + self.readout(h), vel + self.velocity_readout(h)  # [batch, n, 3] each
