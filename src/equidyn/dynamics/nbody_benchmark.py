@@ -420,15 +420,18 @@ def main(argv: list[str]) -> int:
         args.n_train, args.n_valid, args.n_test = min(args.n_train, 100), 100, 100
         args.epochs = min(args.epochs, 2)
         args.hidden = min(args.hidden, 16)
-    if args.task == "rollout" and args.model not in ("egnn_vel", "neural_ode"):
+    steerable = ("segnn", "tfn", "se3_transformer")  # rollout: built with predict_velocity
+    if args.task == "rollout" and args.model not in ("egnn_vel", "neural_ode", *steerable):
         raise ValueError(
-            f"--task rollout needs a model that predicts velocities (egnn_vel, neural_ode), "
-            f"got {args.model!r}"
+            "--task rollout needs a model that predicts velocities "
+            f"(egnn_vel, neural_ode, {', '.join(steerable)}), got {args.model!r}"
         )
     torch.manual_seed(args.seed)  # the initial weights
     model, kind = build_model(args.model, args.hidden, args.layers)
     if args.task == "rollout" and args.model == "egnn_vel":
         model = EGNN(args.hidden, args.layers, 0, 2, velocity=True, predict_velocity=True)
+    elif args.task == "rollout" and args.model in steerable:
+        model = type(model)(args.hidden, args.layers, 0, 1, predict_velocity=True)
     if isinstance(model, NeuralODE):
         model.step_size = model.t_span / args.ode_steps
     all_starts = args.task == "rollout"
