@@ -9,7 +9,7 @@ Problems (anchors.md §1):
   N = 2000, internal weights.
 
 For each: forward and forward+backward (gradients of all inputs and weights), eager and
-``torch.compile(fullgraph=True)``, ``torch.set_num_threads(2)``; e3nn and equidyn interleaved,
+``torch.compile(fullgraph=True)``, ``torch.set_num_threads(2)`` (``--threads``); e3nn and equidyn interleaved,
 median of ``--repeats``. GFLOP/s are counted on the sparse Clebsch-Gordan non-zeros
 (2 * rows * channel pairs * nnz per path, plus the dense weight contraction 2 * N * U * V * W *
 (2l3+1) for uvw); forward+backward counts 3x the forward FLOPs. "of mm" is that rate divided by
@@ -165,9 +165,10 @@ def main() -> None:
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--json", default=None, help="also write the rows to this file")
     ap.add_argument("--problems", default=None, help="comma list, e.g. conv-2,fctp")
+    ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
     args = ap.parse_args()
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     quick = args.quick
     repeats = args.repeats or (3 if quick else 7)
     problems = args.problems.split(",") if args.problems else ["conv-1", "conv-2", "conv-3", "fctp"]

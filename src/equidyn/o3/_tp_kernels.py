@@ -4,16 +4,30 @@ This is the convolution of NequIP/MACE: for every input block :math:`a` (``U`` c
 dimension :math:`d_1`) and the paths :math:`p = (a, b, c)` that start from it,
 
 .. math::
-    M_{z} = x^{(2)}_z\, C_a \in \mathbb{R}^{d_1 \times K}, \qquad
-    Y_z = X^{(1)}_{a,z} M_z \in \mathbb{R}^{U \times K}, \qquad
-    z^{(c)}_{z, u k} \mathrel{+}= w_{z, p, u}\, Y_{z, u, (p, k)}
+    M_{z} = x^{(2)}_z\, C_a \in \mathbb{R}^{K \times d_1}, \qquad
+    Y_z = M_z X^{(1)\top}_{a,z} \in \mathbb{R}^{K \times U}, \qquad
+    z^{(c)}_{z, u k} \mathrel{+}= w_{z, p, u}\, Y_{z, (p, k), u}
 
-with :math:`C_a` all normalized Clebsch–Gordan tensors of those paths side by side
-(:math:`K = \sum_p d_3`). The functional version (plain differentiable torch ops) lives in
+with :math:`C_a` all normalized Clebsch–Gordan tensors of those paths stacked
+(:math:`K = \sum_p d_3`). Inside the kernel the channel index :math:`u` is the fastest one
+("ir_mul" layout, :math:`Y` is ``[Z, K, U]``): the per-sample products are ``[K, d1] @ [d1, U]``
+matrices with ``U`` contiguous outputs, and the weights ``w[z, p, :]`` are contiguous rows that
+broadcast over the :math:`d_3` rows of a path. The paths of a group are ordered so that
+**runs** of paths with the same :math:`d_3` whose output blocks are adjacent in the output
+(e.g. all :math:`l_1 \otimes l_2 \to l_3` of one :math:`l_1, l_3`, since outputs are sorted by
+:math:`l_3`) are handled by one operation: the weight multiplication writes the run straight
+into its slab of the output, transposing to the ``mul_ir`` layout on the way (no scatter, no
+gathered weights).
+
+The backward uses the same layout: the weighted output gradient
+:math:`\bar G_z = (w \odot G)_z` (``[K, U]``, built run by run from strided views of the
+output gradient) gives :math:`\partial X^{(1)\top} = M^\top \bar G` and
+:math:`\partial M = \bar G X^{(1)}` with one batched matmul each, and
+:math:`\partial w_{z,p,u} = \sum_k G_{z,(p,k),u} Y_{z,(p,k),u}` uses the saved :math:`Y`.
+
+The functional version (plain differentiable torch ops) lives in
 :mod:`equidyn.o3.tensor_product` and is what ``torch.compile`` traces; this module computes
-the same numbers in eager mode with fewer passes over memory: the products are written
-straight into the preallocated output, and the backward writes straight into preallocated
-gradients (``out=`` views). When a graph of the backward is requested
+the same numbers in eager mode. When a graph of the backward is requested
 (``create_graph=True``, e.g. a loss on forces), the backward instead differentiates the
 functional version, so higher derivatives are exact.
 """
@@ -29,12 +43,16 @@ from torch import Tensor
 
 
 @dataclass(frozen=True)
-class ConvPath:
-    k0: int  # first column in Y
+class ConvRun:
+    """``Q`` paths of one group with the same ``d3`` whose output blocks (each ``U x d3``)
+    are adjacent, starting at output column ``out_off``; their rows in ``Y`` start at ``k0``."""
+
+    k0: int
+    Q: int
     d3: int
-    out_off: int  # first column of the output block
-    w_off: int  # first weight
-    first: bool  # first contribution to its output block
+    out_off: int
+    w_off: int  # first weight of the run (U weights per path, paths adjacent)
+    first: bool  # no earlier run writes these output blocks
 
 
 @dataclass(frozen=True)
@@ -43,7 +61,7 @@ class ConvGroup:
     U: int
     d1: int
     K: int
-    paths: tuple[ConvPath, ...]
+    runs: tuple[ConvRun, ...]
 
 
 @dataclass(frozen=True)
@@ -56,30 +74,55 @@ class ConvPlan:
     covered: bool  # every output column written by some path
 
 
-def _group_indices(g: ConvGroup, device: torch.device) -> tuple[Tensor, Tensor]:
-    """For every entry ``(u, k)`` of Y (flattened ``u * K + k``): its output column and the
-    index of its weight (path of column ``k``, channel ``u``)."""
-    dst = torch.empty(g.U, g.K, dtype=torch.long)
-    wcol = torch.empty(g.U, g.K, dtype=torch.long)
-    u = torch.arange(g.U)[:, None]
-    for p in g.paths:
-        k = torch.arange(p.d3)[None, :]
-        dst[:, p.k0 : p.k0 + p.d3] = p.out_off + u * p.d3 + k
-        wcol[:, p.k0 : p.k0 + p.d3] = p.w_off + u
-    return dst.reshape(-1).to(device), wcol.reshape(-1).to(device)
+def plan_runs(
+    paths: list[tuple[int, int, int, bool]], U: int
+) -> tuple[list[tuple[int, int, int, bool]], list[list[int]]]:
+    """Split a group's paths ``(out_off, d3, w_off, first)`` into runs, in the order of their
+    output columns.
+
+    Returns the runs as ``(out_off, d3, w_off, first)`` and, for each run, the indices of its
+    paths in ``paths``. A run continues while ``d3`` and ``first`` stay the same and the next
+    path's output block and weights start where the previous path's end.
+
+    >>> plan_runs([(0, 1, 0, True), (64, 3, 64, True), (32, 1, 32, True)], U=32)
+    ([(0, 1, 0, True), (64, 3, 64, True)], [[0, 2], [1]])
+    """
+    order = sorted(range(len(paths)), key=lambda i: paths[i][0])
+    runs: list[tuple[int, int, int, bool]] = []
+    members: list[list[int]] = []
+    end = wend = -1
+    for i in order:
+        off, d3, w_off, first = paths[i]
+        if runs and (off, w_off) == (end, wend) and (runs[-1][1], runs[-1][3]) == (d3, first):
+            members[-1].append(i)
+        else:
+            runs.append((off, d3, w_off, first))
+            members.append([i])
+        end, wend = off + U * d3, w_off + U
+    return runs, members
 
 
-def _expanded_weights(g: ConvGroup, w: Tensor, wcol: Tensor) -> Tensor:
-    """``w_exp[(z,) u, k] = w[(z,) w_off(path(k)) + u]``: ``[(Z,) U, K]``."""
-    return w.index_select(-1, wcol).view(*w.shape[:-1], g.U, g.K)
+def _run_weights(w: Tensor, r: ConvRun, U: int) -> Tensor:
+    """``w[(z,) q, u]`` of the paths of run ``r`` (adjacent in ``w``): a ``[(Z,) Q, U]`` view."""
+    return w.narrow(-1, r.w_off, r.Q * U).unflatten(-1, (r.Q, U))
+
+
+def _out_view(t: Tensor, r: ConvRun, U: int) -> Tensor:
+    """The slab of run ``r`` in a ``[Z, dim_out]`` tensor, as ``[Z, Q, d3, U]`` (strided)."""
+    slab = t.narrow(1, r.out_off, r.Q * U * r.d3)  # [Z, Q * U * d3]
+    return slab.view(t.shape[0], r.Q, U, r.d3).transpose(2, 3)
+
+
+def _x1_t(x1: Tensor, g: ConvGroup) -> Tensor:
+    """Block ``a`` of x1 in ``ir_mul`` order, contiguous: ``[Z, d1, U]``."""
+    xa = x1.narrow(1, g.x1_off, g.U * g.d1).unflatten(1, (g.U, g.d1))  # [Z, U, d1]
+    return xa.transpose(1, 2).contiguous()
 
 
 class ConvFunction(torch.autograd.Function):
     """``out = conv(x1, x2, w)`` with the functional fallback ``reference`` for double
     backward. Inputs: x1 ``[Z, dim1]``, x2 ``[Z, dim2]``, w ``[Z, numel]`` or ``[numel]``,
-    then one constant ``C_a`` ``[dim2, d1 * K]`` per group. Every elementwise step runs on
-    whole contiguous ``[Z, U, K]`` tensors; outputs are placed with one column scatter per
-    group."""
+    then one constant ``C_a`` ``[dim2, K * d1]`` (columns ``(k, i)``) per group."""
 
     @staticmethod
     def forward(  # type: ignore[override]
@@ -92,20 +135,30 @@ class ConvFunction(torch.autograd.Function):
         *Cs: Tensor,
     ) -> Tensor:
         Z = x1.shape[0]
-        single = plan.covered and all(p.first for g in plan.groups for p in g.paths)
+        single = plan.covered and all(r.first for g in plan.groups for r in g.runs)
         out = x1.new_empty(Z, plan.dim_out) if single else x1.new_zeros(Z, plan.dim_out)
+        keep_y = ctx.needs_input_grad[4]
         ys = []
         for g, C in zip(plan.groups, Cs):
-            dst, wcol = _group_indices(g, x1.device)
-            xa = x1.narrow(1, g.x1_off, g.U * g.d1).unflatten(1, (g.U, g.d1))  # [Z, U, d1]
-            M = (x2 @ C).view(Z, g.d1, g.K)  # [Z, d1, K]
-            y = xa * M if g.d1 == 1 else torch.bmm(xa, M)  # [Z, U, K]
-            ys.append(y)
-            yw = (y * _expanded_weights(g, w, wcol)).view(Z, g.U * g.K)
-            if single:
-                out.index_copy_(1, dst, yw)
-            else:
-                out.index_add_(1, dst, yw)
+            U = g.U
+            xt = _x1_t(x1, g)  # [Z, d1, U]
+            MT = (x2 @ C).view(Z, g.K, g.d1)  # [Z, K, d1]
+            y = None if g.d1 == 1 else torch.bmm(MT, xt)  # [Z, K, U]
+            if y is not None and keep_y:
+                ys.append(y)
+            for r in g.runs:
+                ws = _run_weights(w, r, U)  # [(Z,) Q, U]
+                if y is None:  # scalar block: outer product M x (x1 * w)
+                    a = MT.narrow(1, r.k0, r.Q * r.d3).view(Z, r.Q, r.d3, 1)
+                    b = (xt * ws).unsqueeze(-2)  # [Z, Q, 1, U]
+                else:
+                    a = y.narrow(1, r.k0, r.Q * r.d3).view(Z, r.Q, r.d3, U)
+                    b = ws.unsqueeze(-2)  # [(Z,) Q, 1, U]
+                dst = _out_view(out, r, U)  # [Z, Q, d3, U]
+                if r.first:
+                    torch.mul(a, b, out=dst)
+                else:
+                    dst.addcmul_(a, b)
         ctx.plan = plan
         ctx.reference = reference
         ctx.save_for_backward(x1, x2, w, *Cs, *ys)
@@ -117,7 +170,7 @@ class ConvFunction(torch.autograd.Function):
         saved = ctx.saved_tensors
         x1, x2, w = saved[:3]
         n = len(plan.groups)
-        Cs, ys = saved[3 : 3 + n], saved[3 + n :]
+        Cs, ys = saved[3 : 3 + n], iter(saved[3 + n :])
         need = ctx.needs_input_grad[2:5]
         if torch.is_grad_enabled():
             # a graph of the backward is requested: differentiate the functional version
@@ -131,24 +184,46 @@ class ConvFunction(torch.autograd.Function):
         gx1 = torch.zeros_like(x1) if need[0] else None
         gx2 = torch.zeros_like(x2) if need[1] else None
         gw = torch.zeros_like(w) if need[2] else None
-        for grp, C, y in zip(plan.groups, Cs, ys):
-            dst, wcol = _group_indices(grp, x1.device)
-            G = g.index_select(1, dst).view(Z, grp.U, grp.K)  # [Z, U, K]
-            gy = G * _expanded_weights(grp, w, wcol)  # [Z, U, K]
-            if gw is not None:
-                s = (G * y).view(Z, grp.U * grp.K)
-                if w.ndim == 1:
-                    gw.index_add_(0, wcol, s.sum(0))
+        shared = w.ndim == 1
+        if Z == 0:
+            return (None, None, gx1, gx2, gw, *([None] * n))
+        for grp, C in zip(plan.groups, Cs):
+            U, d1, K = grp.U, grp.d1, grp.K
+            xt = _x1_t(x1, grp)  # [Z, d1, U]
+            MT = (x2 @ C).view(Z, K, d1)  # [Z, K, d1]
+            y = next(ys) if (gw is not None and d1 > 1) else None
+            GW = x1.new_empty(Z, K, U)  # weighted output gradient
+            scratch = None
+            for r in grp.runs:
+                G = _out_view(g, r, U)  # [Z, Q, d3, U] (strided view of g)
+                ws = _run_weights(w, r, U)  # [(Z,) Q, U]
+                gwr = GW.narrow(1, r.k0, r.Q * r.d3).unflatten(1, (r.Q, r.d3))
+                torch.mul(G, ws.unsqueeze(-2), out=gwr)
+                if gw is None:
+                    continue
+                # dw[z, q, u] = sum_k G[z, q, k, u] Y[z, q, k, u]
+                if y is None:  # scalar block: Y = M x1
+                    m = MT.narrow(1, r.k0, r.Q * r.d3).view(Z, r.Q, r.d3, 1)
                 else:
-                    gw.index_add_(1, wcol, s)
-            if gx1 is None and gx2 is None:
-                continue
-            M = (x2 @ C).view(Z, grp.d1, grp.K)
+                    m = y.narrow(1, r.k0, r.Q * r.d3).view(Z, r.Q, r.d3, U)
+                if scratch is None:
+                    scratch = x1.new_empty(Z * K * U)
+                prod = scratch[: Z * r.Q * r.d3 * U].view(Z, r.Q, r.d3, U)
+                torch.mul(G, m, out=prod)
+                if shared:
+                    s = prod.sum((0, 2)) if y is not None else (prod.sum(2) * xt).sum(0)
+                    gw.narrow(0, r.w_off, r.Q * U).view(r.Q, U).add_(s)
+                else:
+                    dst = gw.narrow(1, r.w_off, r.Q * U).view(Z, r.Q, U)
+                    if y is None:
+                        torch.mul(prod.sum(2), xt, out=dst)
+                    else:
+                        torch.sum(prod, 2, out=dst)
             if gx1 is not None:
-                ga = gx1.narrow(1, grp.x1_off, grp.U * grp.d1).unflatten(1, (grp.U, grp.d1))
-                ga.copy_(torch.bmm(gy, M.transpose(1, 2)))
+                gxa = gx1.narrow(1, grp.x1_off, U * d1).unflatten(1, (U, d1))
+                gxa.copy_(torch.bmm(MT.transpose(1, 2), GW).transpose(1, 2))  # [Z, U, d1]
             if gx2 is not None:
-                xa = x1.narrow(1, grp.x1_off, grp.U * grp.d1).unflatten(1, (grp.U, grp.d1))
-                gM = torch.bmm(xa.transpose(1, 2), gy)  # [Z, d1, K]
-                gx2.addmm_(gM.reshape(Z, grp.d1 * grp.K), C.t())
+                gM = torch.bmm(xt, GW.transpose(1, 2))  # [Z, d1, K]
+                Ct = C.view(-1, K, d1).transpose(1, 2).reshape(-1, d1 * K)  # columns (i, k)
+                gx2.addmm_(gM.view(Z, d1 * K), Ct.t())
         return (None, None, gx1, gx2, gw, *([None] * n))

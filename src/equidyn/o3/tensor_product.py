@@ -55,7 +55,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from equidyn.o3._tp_kernels import ConvFunction, ConvGroup, ConvPath, ConvPlan
+from equidyn.o3._tp_kernels import ConvFunction, ConvGroup, ConvPlan, ConvRun, plan_runs
 from equidyn.o3._weights import resolve_weight
 from equidyn.o3.irreps import Irrep, Irreps
 from equidyn.o3.wigner import wigner_3j
@@ -405,36 +405,54 @@ class TensorProduct(nn.Module):
                 C = self._cg(p)
                 self._other.append({"path": i, "C": const(C.reshape(d1, -1))})
 
+        self._conv_plan, self._conv_consts = self._make_conv_plan(live, const)
         for name, t in self._exact.items():
             self.register_buffer(name, t.to(torch.get_default_dtype()), persistent=False)
-        self._conv_plan = self._make_conv_plan(live)
 
-    def _make_conv_plan(self, live: list[int]) -> ConvPlan | None:
+    def _make_conv_plan(self, live: list[int], const: Any) -> tuple[ConvPlan | None, list[str]]:
         """Plan of the eager fast kernel, when every path is a weighted ``uvu`` path whose
-        second input block has multiplicity 1 (the convolution); else ``None``."""
+        second input block has multiplicity 1 (the convolution); else ``None``. Registers one
+        constant per group, ``C_a`` ``[dim2, K * d1]`` with columns ``(k, i)`` and the paths'
+        rows ``k`` ordered run by run (see :func:`equidyn.o3._tp_kernels.plan_runs`)."""
         if not live or self._uvw_groups or self._other:
-            return None
+            return None, []
         if not all(g["single"] for g in self._uvu_groups):
-            return None
+            return None, []
         if not all(self.paths[i].weighted for g in self._uvu_groups for i in g["paths"]):
-            return None
-        sl1, slo = self.irreps_in1.slices(), self.irreps_out.slices()
+            return None, []
+        sl1, sl2, slo = self.irreps_in1.slices(), self.irreps_in2.slices(), self.irreps_out.slices()
         written: set[int] = set()
-        groups = []
+        groups, names = [], []
         for g in self._uvu_groups:
             a = g["a"]
             U, d1 = self.irreps_in1[a].mul, self.irreps_in1[a].ir.dim
-            k0, cps = 0, []
-            for i, wd in zip(g["paths"], g["widths"]):
+            order = sorted(g["paths"], key=lambda i: slo[self.paths[i].out].start)
+            info = []
+            for i in order:
                 p = self.paths[i]
-                cps.append(
-                    ConvPath(k0, wd, slo[p.out].start, self._woffsets[i], p.out not in written)
+                info.append(
+                    (
+                        slo[p.out].start,
+                        self.irreps_out[p.out].ir.dim,
+                        self._woffsets[i],
+                        p.out not in written,
+                    )
                 )
                 written.add(p.out)
-                k0 += wd
-            groups.append(ConvGroup(sl1[a].start, U, d1, g["K"], tuple(cps)))
+            heads, members = plan_runs(info, U)
+            C = torch.zeros(self.irreps_in2.dim, g["K"], d1, dtype=torch.float64)
+            runs, k0 = [], 0
+            for (off, d3, w_off, first), mem in zip(heads, members):
+                runs.append(ConvRun(k0, len(mem), d3, off, w_off, first))
+                for j in mem:
+                    p = self.paths[order[j]]
+                    # cg [d1, d2, d3] -> rows j of x2, columns (k, i)
+                    C[sl2[p.in2], k0 : k0 + d3, :] = self._cg(p).permute(1, 2, 0)
+                    k0 += d3
+            names.append(const(C.reshape(self.irreps_in2.dim, g["K"] * d1)))
+            groups.append(ConvGroup(sl1[a].start, U, d1, g["K"], tuple(runs)))
         covered = all(c in written for c, (m, _) in enumerate(self.irreps_out) if m > 0)
-        return ConvPlan(
+        plan = ConvPlan(
             tuple(groups),
             self.irreps_out.dim,
             self.irreps_in1.dim,
@@ -442,6 +460,7 @@ class TensorProduct(nn.Module):
             self.weight_numel,
             covered,
         )
+        return plan, names
 
     def _apply(self, fn: Any, *args: Any, **kw: Any) -> TensorProduct:
         super()._apply(fn, *args, **kw)
@@ -508,7 +527,7 @@ class TensorProduct(nn.Module):
     def _main(self, x1: Tensor, x2: Tensor, weight: Tensor, shared: bool, Z: int) -> Tensor:
         if self._conv_plan is not None and not torch.compiler.is_compiling():
             # eager fast path (same numbers; see equidyn.o3._tp_kernels)
-            consts = [getattr(self, g["C"]) for g in self._uvu_groups]
+            consts = [getattr(self, name) for name in self._conv_consts]
             return ConvFunction.apply(
                 self._conv_plan, self._reference, x1, x2, weight, *consts
             )  # [Z, irreps_out.dim]
