@@ -378,7 +378,11 @@ class TensorProduct(nn.Module):
                 ]
             self._uvu_groups.append(g)
 
-        # uvw: one group per (out block, in1 block)
+        # uvw: the dense weight contraction dominates; its cost is proportional to the
+        # dimension of the side contracted with the weights first. Per (out block, in1 block):
+        # a scalar in1 block (d1 = 1) contracts x1 with the weights first (all its paths in one
+        # GEMM); paths with a scalar in2 block (d2 = 1) contract x2 first; the others form
+        # T[z, k, (v, u)] and contract it with the stacked weights (one GEMM, cost ~ d3).
         for c in range(len(outs)):
             for a in range(len(ir1s)):
                 idx = [
@@ -391,12 +395,27 @@ class TensorProduct(nn.Module):
                 if not idx:
                     continue
                 d1, d3 = ir1s[a].ir.dim, outs[c].ir.dim
-                # C'_p [d2, d3 * d1] (rows j, columns (k, i))
-                cs = [
-                    const(self._cg(self.paths[i]).permute(1, 2, 0).reshape(-1, d3 * d1))
-                    for i in idx
-                ]
-                self._uvw_groups.append({"a": a, "c": c, "paths": idx, "C": cs})
+                if d1 == 1:
+                    # C_b[0] [d2, d3] per path
+                    cs = [const(self._cg(self.paths[i])[0]) for i in idx]
+                    self._uvw_groups.append({"kind": "x1", "a": a, "c": c, "paths": idx, "C": cs})
+                    continue
+                rest = []
+                for i in idx:
+                    if ir2s[self.paths[i].in2].ir.dim == 1:
+                        cname = const(self._cg(self.paths[i])[:, 0, :])  # [d1, d3]
+                        self._uvw_groups.append(
+                            {"kind": "x2", "a": a, "c": c, "paths": [i], "C": [cname]}
+                        )
+                    else:
+                        rest.append(i)
+                if rest:
+                    # C'_p [d2, d3 * d1] (rows j, columns (k, i))
+                    cs = [
+                        const(self._cg(self.paths[i]).permute(1, 2, 0).reshape(-1, d3 * d1))
+                        for i in rest
+                    ]
+                    self._uvw_groups.append({"kind": "out", "a": a, "c": c, "paths": rest, "C": cs})
 
         for i in live:
             p = self.paths[i]
@@ -585,27 +604,56 @@ class TensorProduct(nn.Module):
             U, d1 = xa.shape[1], xa.shape[2]
             c = g["c"]
             Wo, d3 = outs[c].mul, outs[c].ir.dim
-            Ms, Wm = [], []
-            for i, cname in zip(g["paths"], g["C"]):
-                p = self.paths[i]
-                xb = x2b[p.in2]  # [Z, V, d2]
-                V = xb.shape[1]
-                m = (xb.reshape(Z * V, -1) @ getattr(self, cname)).reshape(Z, V, d3, d1)
-                Ms.append(m.transpose(1, 2))  # [Z, d3, V, d1]
+            wts = []
+            for i in g["paths"]:
                 w = ws[i]
                 if w is None:
-                    w = xa.new_ones(U, V, Wo)
-                # rows ordered (v, u)
-                Wm.append(w.transpose(-3, -2).reshape(*w.shape[:-3], V * U, Wo))
-            M = torch.cat(Ms, dim=2) if len(Ms) > 1 else Ms[0].contiguous()
-            M = M.reshape(Z, -1, d1)  # [Z, d3 * sumV, d1]
-            xt = xa.transpose(1, 2)  # [Z, d1, U]
-            T = M * xt if d1 == 1 else torch.bmm(M, xt)  # [Z, d3 * sumV, U]
-            Wcat = torch.cat(Wm, dim=-2) if len(Wm) > 1 else Wm[0]  # [(Z,) sumV * U, Wo]
-            if Wcat.ndim == 2:
-                r = (T.reshape(Z * d3, -1) @ Wcat).reshape(Z, d3, Wo)
+                    p = self.paths[i]
+                    w = xa.new_ones(U, ir2s[p.in2].mul, Wo)
+                wts.append(w)  # [(Z,) U, V, Wo]
+            if g["kind"] == "x1":  # d1 = 1: A[z, (b, v), w] = sum_u x1[z, u] w_b[u, v, w]
+                Wcat = torch.cat([w.flatten(-2) for w in wts], dim=-1)  # [(Z,) U, sumV * Wo]
+                x2c = torch.cat(
+                    [
+                        (x2b[self.paths[i].in2] @ getattr(self, cname))  # [Z, V, d3]
+                        for i, cname in zip(g["paths"], g["C"])
+                    ],
+                    dim=1,
+                )  # [Z, sumV, d3]
+                if Wcat.ndim == 2:
+                    A = xa.reshape(Z, U) @ Wcat
+                else:
+                    A = torch.bmm(xa.reshape(Z, 1, U), Wcat)
+                r = torch.bmm(x2c.transpose(1, 2), A.reshape(Z, -1, Wo))  # [Z, d3, Wo]
+            elif g["kind"] == "x2":  # d2 = 1: A[z, u, w] = sum_v x2[z, v] w[u, v, w]
+                p = self.paths[g["paths"][0]]
+                xb = x2b[p.in2].reshape(Z, -1)  # [Z, V]
+                w = wts[0]
+                if w.ndim == 3:
+                    A = (xb @ w.transpose(0, 1).reshape(xb.shape[1], U * Wo)).reshape(Z, U, Wo)
+                else:
+                    A = torch.einsum("zv,zuvw->zuw", xb, w)  # [Z, U, Wo]
+                x1c = xa @ getattr(self, g["C"][0])  # [Z, U, d3]
+                r = torch.bmm(x1c.transpose(1, 2), A)  # [Z, d3, Wo]
             else:
-                r = torch.bmm(T.reshape(Z, d3, -1), Wcat)  # [Z, d3, Wo]
+                Ms, Wm = [], []
+                for i, cname, w in zip(g["paths"], g["C"], wts):
+                    p = self.paths[i]
+                    xb = x2b[p.in2]  # [Z, V, d2]
+                    V = xb.shape[1]
+                    m = (xb.reshape(Z * V, -1) @ getattr(self, cname)).reshape(Z, V, d3, d1)
+                    Ms.append(m.transpose(1, 2))  # [Z, d3, V, d1]
+                    # rows ordered (v, u)
+                    Wm.append(w.transpose(-3, -2).reshape(*w.shape[:-3], V * U, Wo))
+                M = torch.cat(Ms, dim=2) if len(Ms) > 1 else Ms[0].contiguous()
+                M = M.reshape(Z, -1, d1)  # [Z, d3 * sumV, d1]
+                xt = xa.transpose(1, 2)  # [Z, d1, U]
+                T = M * xt if d1 == 1 else torch.bmm(M, xt)  # [Z, d3 * sumV, U]
+                Wcat = torch.cat(Wm, dim=-2) if len(Wm) > 1 else Wm[0]  # [(Z,) sumV * U, Wo]
+                if Wcat.ndim == 2:
+                    r = (T.reshape(Z * d3, -1) @ Wcat).reshape(Z, d3, Wo)
+                else:
+                    r = torch.bmm(T.reshape(Z, d3, -1), Wcat)  # [Z, d3, Wo]
             uvw_acc[c] = r if c not in uvw_acc else uvw_acc[c] + r
         for c, r in uvw_acc.items():
             contrib[c].append(r.transpose(1, 2).reshape(Z, -1))
