@@ -394,3 +394,38 @@ def test_convolution_fast_path_gradients(shared):
     functional = lambda a, b, c: tp._functional(a, b, c, shared, 2)  # noqa: E731
     for fast, ref in zip(second(tp), second(functional)):
         torch.testing.assert_close(fast, ref, atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("per_sample", [False, True])
+def test_uvw_scalar_first_orders_match_e3nn(per_sample):
+    """uvw paths whose first (d1 = 1) or second (d2 = 1) input block is scalar contract that
+    side with the weights first; mixed with the general order. An unweighted path equals a
+    weighted one with unit weights."""
+    paths = [
+        o3.Path(0, 1, 1, "uvw", True),  # 0e x 1o -> 1o: x1 first
+        o3.Path(0, 0, 0, "uvw", True),  # 0e x 0e -> 0e: x1 first
+        o3.Path(1, 0, 1, "uvw", True),  # 1o x 0e -> 1o: x2 first
+        o3.Path(1, 1, 0, "uvw", True),  # 1o x 1o -> 0e: general
+        o3.Path(1, 1, 2, "uvw", True),  # 1o x 1o -> 2e: general
+    ]
+    tp = o3.TensorProduct(
+        "2x0e+3x1o", "2x0e+2x1o", "3x0e+2x1o+2x2e", paths, internal_weights=False
+    ).to(F64)
+    ref = _e3nn_tp(tp, shared_weights=not per_sample, internal_weights=False)
+    x1, x2 = _inputs(tp)
+    shape = (x1.shape[0], tp.weight_numel) if per_sample else (tp.weight_numel,)
+    w = torch.randn(*shape, dtype=F64, requires_grad=True)
+    torch.testing.assert_close(tp(x1, x2, w), ref(x1, x2, w), atol=1e-12, rtol=0)
+    g = torch.autograd.grad(tp(x1, x2, w).square().sum(), w)[0]
+    g_ref = torch.autograd.grad(ref(x1, x2, w).square().sum(), w)[0]
+    torch.testing.assert_close(g, g_ref, atol=1e-10, rtol=0)
+
+    unweighted = [o3.Path(0, 0, 0, "uvw", False) if i == 1 else p for i, p in enumerate(paths)]
+    tpu = o3.TensorProduct(
+        "2x0e+3x1o", "2x0e+2x1o", "3x0e+2x1o+2x2e", unweighted, internal_weights=False
+    ).to(F64)
+    n0, n1 = tp._woffsets[1], tp._woffsets[2]  # the unit weights of path 1
+    w1 = w.detach().clone()
+    w1[..., n0:n1] = 1.0
+    wu = torch.cat([w1[..., :n0], w1[..., n1:]], dim=-1)
+    torch.testing.assert_close(tpu(x1, x2, wu), tp(x1, x2, w1), atol=1e-12, rtol=0)
