@@ -397,19 +397,21 @@ def test_convolution_fast_path_gradients(shared):
 
 
 @pytest.mark.parametrize("per_sample", [False, True])
-def test_uvw_scalar_first_orders_match_e3nn(per_sample):
-    """uvw paths whose first (d1 = 1) or second (d2 = 1) input block is scalar contract that
-    side with the weights first; mixed with the general order. An unweighted path equals a
+def test_uvw_contraction_orders_match_e3nn(per_sample):
+    """uvw paths contract the input with the smallest dimension (d1, d2 or d3) with the weights
+    first; all three orders mixed, scalar and vector blocks. An unweighted path equals a
     weighted one with unit weights."""
     paths = [
         o3.Path(0, 1, 1, "uvw", True),  # 0e x 1o -> 1o: x1 first
         o3.Path(0, 0, 0, "uvw", True),  # 0e x 0e -> 0e: x1 first
         o3.Path(1, 0, 1, "uvw", True),  # 1o x 0e -> 1o: x2 first
         o3.Path(1, 1, 0, "uvw", True),  # 1o x 1o -> 0e: general
-        o3.Path(1, 1, 2, "uvw", True),  # 1o x 1o -> 2e: general
+        o3.Path(1, 1, 2, "uvw", True),  # 1o x 1o -> 2e: x1 first (d1 = 3 < d3 = 5)
+        o3.Path(2, 1, 3, "uvw", True),  # 2e x 1o -> 2o: x2 first (d2 = 3 < d1 = d3 = 5)
+        o3.Path(2, 1, 1, "uvw", True),  # 2e x 1o -> 1o: general (d3 = 3)
     ]
     tp = o3.TensorProduct(
-        "2x0e+3x1o", "2x0e+2x1o", "3x0e+2x1o+2x2e", paths, internal_weights=False
+        "2x0e+3x1o+2x2e", "2x0e+2x1o", "3x0e+2x1o+2x2e+2x2o", paths, internal_weights=False
     ).to(F64)
     ref = _e3nn_tp(tp, shared_weights=not per_sample, internal_weights=False)
     x1, x2 = _inputs(tp)
@@ -422,7 +424,7 @@ def test_uvw_scalar_first_orders_match_e3nn(per_sample):
 
     unweighted = [o3.Path(0, 0, 0, "uvw", False) if i == 1 else p for i, p in enumerate(paths)]
     tpu = o3.TensorProduct(
-        "2x0e+3x1o", "2x0e+2x1o", "3x0e+2x1o+2x2e", unweighted, internal_weights=False
+        "2x0e+3x1o+2x2e", "2x0e+2x1o", "3x0e+2x1o+2x2e+2x2o", unweighted, internal_weights=False
     ).to(F64)
     n0, n1 = tp._woffsets[1], tp._woffsets[2]  # the unit weights of path 1
     w1 = w.detach().clone()

@@ -379,10 +379,11 @@ class TensorProduct(nn.Module):
             self._uvu_groups.append(g)
 
         # uvw: the dense weight contraction dominates; its cost is proportional to the
-        # dimension of the side contracted with the weights first. Per (out block, in1 block):
-        # a scalar in1 block (d1 = 1) contracts x1 with the weights first (all its paths in one
-        # GEMM); paths with a scalar in2 block (d2 = 1) contract x2 first; the others form
-        # T[z, k, (v, u)] and contract it with the stacked weights (one GEMM, cost ~ d3).
+        # dimension of the side contracted with the weights first, so each path picks the
+        # smallest of d1, d2, d3. Per (out block, in1 block): the paths with d1 smallest
+        # contract x1 with their stacked weights first (one GEMM, "x1"); those with d2 smallest
+        # contract x2 first ("x2", one group per path); the others form T[z, k, (v, u)] and
+        # contract it with the stacked weights (one GEMM, "out").
         for c in range(len(outs)):
             for a in range(len(ir1s)):
                 idx = [
@@ -395,27 +396,29 @@ class TensorProduct(nn.Module):
                 if not idx:
                     continue
                 d1, d3 = ir1s[a].ir.dim, outs[c].ir.dim
-                if d1 == 1:
-                    # C_b[0] [d2, d3] per path
-                    cs = [const(self._cg(self.paths[i])[0]) for i in idx]
-                    self._uvw_groups.append({"kind": "x1", "a": a, "c": c, "paths": idx, "C": cs})
-                    continue
-                rest = []
+                by_kind: dict[str, list[int]] = {"x1": [], "x2": [], "out": []}
                 for i in idx:
-                    if ir2s[self.paths[i].in2].ir.dim == 1:
-                        cname = const(self._cg(self.paths[i])[:, 0, :])  # [d1, d3]
-                        self._uvw_groups.append(
-                            {"kind": "x2", "a": a, "c": c, "paths": [i], "C": [cname]}
-                        )
+                    d2 = ir2s[self.paths[i].in2].ir.dim
+                    if d1 < d3 and d1 <= d2:
+                        by_kind["x1"].append(i)
+                    elif d2 < d3:
+                        by_kind["x2"].append(i)
                     else:
-                        rest.append(i)
-                if rest:
-                    # C'_p [d2, d3 * d1] (rows j, columns (k, i))
-                    cs = [
-                        const(self._cg(self.paths[i]).permute(1, 2, 0).reshape(-1, d3 * d1))
-                        for i in rest
-                    ]
-                    self._uvw_groups.append({"kind": "out", "a": a, "c": c, "paths": rest, "C": cs})
+                        by_kind["out"].append(i)
+                for kind in ("x1", "out"):  # C'_p [d2, d3 * d1] (rows j, columns (k, i))
+                    if by_kind[kind]:
+                        cs = [
+                            const(self._cg(self.paths[i]).permute(1, 2, 0).reshape(-1, d3 * d1))
+                            for i in by_kind[kind]
+                        ]
+                        self._uvw_groups.append(
+                            {"kind": kind, "a": a, "c": c, "paths": by_kind[kind], "C": cs}
+                        )
+                for i in by_kind["x2"]:  # C''_p [d1, d3 * d2] (rows i, columns (k, j))
+                    cname = const(self._cg(self.paths[i]).permute(0, 2, 1).reshape(d1, -1))
+                    self._uvw_groups.append(
+                        {"kind": "x2", "a": a, "c": c, "paths": [i], "C": [cname]}
+                    )
 
         for i in live:
             p = self.paths[i]
@@ -611,30 +614,38 @@ class TensorProduct(nn.Module):
                     p = self.paths[i]
                     w = xa.new_ones(U, ir2s[p.in2].mul, Wo)
                 wts.append(w)  # [(Z,) U, V, Wo]
-            if g["kind"] == "x1":  # d1 = 1: A[z, (b, v), w] = sum_u x1[z, u] w_b[u, v, w]
+            if g["kind"] == "x1":
+                # A[z, i, (b, v), w] = sum_u x1[z, u, i] w_b[u, v, w]
                 Wcat = torch.cat([w.flatten(-2) for w in wts], dim=-1)  # [(Z,) U, sumV * Wo]
-                x2c = torch.cat(
-                    [
-                        (x2b[self.paths[i].in2] @ getattr(self, cname))  # [Z, V, d3]
-                        for i, cname in zip(g["paths"], g["C"])
-                    ],
-                    dim=1,
-                )  # [Z, sumV, d3]
+                xt = xa.transpose(1, 2)  # [Z, d1, U]
                 if Wcat.ndim == 2:
-                    A = xa.reshape(Z, U) @ Wcat
+                    A = xt.reshape(Z * d1, U) @ Wcat  # [Z * d1, sumV * Wo]
                 else:
-                    A = torch.bmm(xa.reshape(Z, 1, U), Wcat)
-                r = torch.bmm(x2c.transpose(1, 2), A.reshape(Z, -1, Wo))  # [Z, d3, Wo]
-            elif g["kind"] == "x2":  # d2 = 1: A[z, u, w] = sum_v x2[z, v] w[u, v, w]
+                    A = torch.bmm(xt, Wcat)  # [Z, d1, sumV * Wo]
+                # B[z, k, i, (b, v)] = sum_j x2_b[z, v, j] C_b[i, j, k]
+                Bs = []
+                for i, cname in zip(g["paths"], g["C"]):
+                    xb = x2b[self.paths[i].in2]  # [Z, V, d2]
+                    V = xb.shape[1]
+                    m = (xb.reshape(Z * V, -1) @ getattr(self, cname)).reshape(Z, V, d3, d1)
+                    Bs.append(m.permute(0, 2, 3, 1))  # [Z, d3, d1, V]
+                B = torch.cat(Bs, dim=3) if len(Bs) > 1 else Bs[0].contiguous()
+                r = torch.bmm(B.reshape(Z, d3, -1), A.reshape(Z, -1, Wo))  # [Z, d3, Wo]
+            elif g["kind"] == "x2":
+                # A[z, j, u, w] = sum_v x2[z, v, j] w[u, v, w]
                 p = self.paths[g["paths"][0]]
-                xb = x2b[p.in2].reshape(Z, -1)  # [Z, V]
+                xb = x2b[p.in2]  # [Z, V, d2]
+                V, d2 = xb.shape[1], xb.shape[2]
                 w = wts[0]
                 if w.ndim == 3:
-                    A = (xb @ w.transpose(0, 1).reshape(xb.shape[1], U * Wo)).reshape(Z, U, Wo)
+                    wv = w.transpose(0, 1).reshape(V, U * Wo)
+                    A = xb.transpose(1, 2).reshape(Z * d2, V) @ wv  # [Z * d2, U * Wo]
                 else:
-                    A = torch.einsum("zv,zuvw->zuw", xb, w)  # [Z, U, Wo]
-                x1c = xa @ getattr(self, g["C"][0])  # [Z, U, d3]
-                r = torch.bmm(x1c.transpose(1, 2), A)  # [Z, d3, Wo]
+                    A = torch.einsum("zvj,zuvw->zjuw", xb, w)  # [Z, d2, U, Wo]
+                # B[z, k, j, u] = sum_i x1[z, u, i] C[i, j, k]
+                m = (xa.reshape(Z * U, d1) @ getattr(self, g["C"][0])).reshape(Z, U, d3, d2)
+                B = m.permute(0, 2, 3, 1).reshape(Z, d3, d2 * U)
+                r = torch.bmm(B, A.reshape(Z, d2 * U, Wo))  # [Z, d3, Wo]
             else:
                 Ms, Wm = [], []
                 for i, cname, w in zip(g["paths"], g["C"], wts):
