@@ -82,3 +82,67 @@ def test_training_lowers_loss_and_bad_input():
         ode.trajectory(pos, vel, node, None, torch.tensor([0.0]))
     with pytest.raises(ValueError, match="vel must have the shape"):
         ode(pos, vel[:, :3], node)
+
+
+@pytest.mark.parametrize("method", ["semi_implicit_euler", "velocity_verlet"])
+def test_loop_integrators_with_acceleration_field_match_the_simulator(method):
+    """With the exact Coulomb field, the ODE's loop integrator is the simulator's integrator."""
+    from equidyn.dynamics import ChargedNBody, integrate
+
+    pos, vel, q = make_inputs(batch=3, n=5)
+    system = ChargedNBody(q[..., 0], clamp=100.0)
+
+    class Exact(torch.nn.Module):
+        def forward(self, x, v, node_attr, edge_attr):
+            return system.acceleration(x, v)
+
+    ode = NeuralODE(
+        Exact(),
+        field_kind="acceleration",
+        edge_attr_dim=0,
+        method=method,
+        step_size=0.01,
+        t_span=0.5,
+    )
+    x1, v1 = ode.forward_state(pos, vel, pos.new_zeros(3, 5, 0))
+    xs, vs = integrate(pos, vel, system.acceleration, 0.01, 50, integrator=method)
+    torch.testing.assert_close(x1, xs[-1])
+    torch.testing.assert_close(v1, vs[-1])
+
+
+def test_compiled_loop_equals_eager_and_pickles():
+    import pickle
+
+    from equidyn.dynamics import PairForceField
+
+    torch.manual_seed(0)
+    field = PairForceField(8, 1, edge_attr_dim=1)
+    with torch.no_grad():
+        field.phi[-1].weight.normal_()
+    kwargs = dict(
+        field_kind="acceleration", edge_attr_dim=1, method="semi_implicit_euler", step_size=0.1
+    )
+    eager = NeuralODE(field, **kwargs).double()
+    compiled = NeuralODE(field, **kwargs, compile="aot_eager", compile_chunk=3).double()
+    pos, vel, q = make_inputs(n=5)
+    args = (pos, vel, pos.new_zeros(2, 5, 0), q[:, :, None] * q[:, None])
+    torch.testing.assert_close(compiled(*args), eager(*args))  # 10 steps = 3 chunks + 1
+    again = pickle.loads(pickle.dumps(compiled))
+    torch.testing.assert_close(again(*args), eager(*args))
+
+
+def test_loop_method_errors():
+    with pytest.raises(ValueError, match="compile=True needs"):
+        NeuralODE(method="rk4", compile=True)
+    with pytest.raises(ValueError, match="field_kind"):
+        NeuralODE(field_kind="force")
+    with pytest.raises(ValueError, match="pass a field"):
+        NeuralODE(field_kind="acceleration")
+    with pytest.raises(ValueError, match="step_size"):
+        NeuralODE(step_size=2.0)
+    ode = NeuralODE(
+        hidden_dim=4, n_layers=1, edge_attr_dim=0, method="velocity_verlet", step_size=0.5
+    )
+    pos, vel, _ = make_inputs()
+    with pytest.raises(ValueError, match="strictly increasing"):
+        ode.trajectory(pos, vel, pos.new_zeros(2, 4, 0), None, torch.tensor([0.0, 0.0]))

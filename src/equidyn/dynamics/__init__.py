@@ -7,6 +7,7 @@
 """
 
 from equidyn.dynamics.data import ChargedNBodyDataset, load_charged_nbody
+from equidyn.dynamics.force_fields import PairForceField
 from equidyn.dynamics.integrators import (
     integrate,
     rk4_step,
@@ -31,6 +32,7 @@ __all__ = [
     "GravityNBody",
     "MassSpring",
     "NeuralODE",
+    "PairForceField",
     "angular_momentum",
     "integrate",
     "kinetic_energy",

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from equidyn.dynamics.data import ChargedNBodyDataset, load_charged_nbody
+from equidyn.dynamics.force_fields import PairForceField
 from equidyn.dynamics.neural_ode import NeuralODE
 from equidyn.dynamics.systems import ChargedNBody
 from equidyn.models.egnn import EGNN
@@ -80,6 +81,17 @@ MODELS: dict[str, tuple[Callable[[int, int], nn.Module], str]] = {
         lambda h, layers: NeuralODE(hidden_dim=h, n_layers=layers, edge_attr_dim=1),
         "charges",
     ),
+    "pair_ode": (
+        lambda h, layers: NeuralODE(
+            PairForceField(h, layers, 0, 1),
+            edge_attr_dim=1,
+            field_kind="acceleration",
+            method="semi_implicit_euler",
+            step_size=1.0 / 500,
+            compile=True,
+        ),
+        "charges",
+    ),
     "segnn": (_steerable("segnn", "SEGNN"), "charges"),
     "tfn": (_steerable("tfn", "TFN"), "charges"),
     "se3_transformer": (_steerable("se3_transformer", "SE3Transformer"), "charges"),
@@ -122,8 +134,17 @@ def features(
     raise ValueError(f"unknown feature kind {kind!r}")
 
 
-def build_model(name: str, hidden_dim: int = 64, n_layers: int = 4) -> tuple[nn.Module, str]:
+#: (hidden width, layers) of a model when ``--hidden`` / ``--layers`` are not given
+DEFAULT_SIZES: dict[str, tuple[int, int]] = {"pair_ode": (32, 2)}
+
+
+def build_model(
+    name: str, hidden_dim: int | None = None, n_layers: int | None = None
+) -> tuple[nn.Module, str]:
     """A fresh model by name and its feature kind (see :data:`MODELS`).
+
+    ``hidden_dim`` and ``n_layers`` default to :data:`DEFAULT_SIZES` (64 and 4, the protocol's
+    EGNN, for the models not listed there).
 
     >>> model, kind = build_model("linear")
     >>> type(model).__name__, kind
@@ -132,6 +153,9 @@ def build_model(name: str, hidden_dim: int = 64, n_layers: int = 4) -> tuple[nn.
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; expected one of {sorted(MODELS)}")
     make, kind = MODELS[name]
+    hidden_default, layers_default = DEFAULT_SIZES.get(name, (64, 4))
+    hidden_dim = hidden_default if hidden_dim is None else hidden_dim
+    n_layers = layers_default if n_layers is None else n_layers
     return make(hidden_dim, n_layers), kind
 
 
@@ -231,6 +255,7 @@ def train(
     lr: float = 5e-4,
     weight_decay: float = 1e-12,
     schedule: str = "constant",
+    clip_grad: float | None = None,
     resume: bool = True,
     config: dict[str, Any] | None = None,
     progress: bool = True,
@@ -240,6 +265,8 @@ def train(
     ``schedule="constant"`` keeps ``lr`` (the protocol); ``"cosine"`` anneals it per epoch as
     ``lr_e = lr (1 + cos(π e / epochs)) / 2``, which converges in fewer epochs than the
     protocol's constant rate (a resumed run follows the schedule of its new ``epochs``).
+    ``clip_grad`` clips the gradient norm of every step (for models integrated over many
+    steps, whose gradients through close encounters can be huge).
     """
     if schedule not in ("constant", "cosine"):
         raise ValueError(f"schedule must be 'constant' or 'cosine', got {schedule!r}")
@@ -308,6 +335,8 @@ def train(
                     loss = ((_predict(model, kind, pos, vel, q) - target) ** 2).mean()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                if clip_grad is not None:
+                    nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
                 opt.step()
                 total += float(loss.detach()) * len(idx)
                 count += len(idx)
@@ -391,9 +420,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--n-test", type=int, default=2000)
     p.add_argument("--seed", type=int, default=0, help="seed of the model and training order")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the simulated data")
-    p.add_argument("--hidden", type=int, default=64)
-    p.add_argument("--layers", type=int, default=4, help="layers (of the field for neural_ode)")
-    p.add_argument("--ode-steps", type=int, default=4, help="neural_ode: fixed RK4 steps")
+    p.add_argument("--hidden", type=int, default=None, help="width (default 64; pair_ode 32)")
+    p.add_argument(
+        "--layers", type=int, default=None, help="layers, of the field for ODEs (default 4; 2)"
+    )
+    p.add_argument(
+        "--ode-steps",
+        type=int,
+        default=None,
+        help="ODE models: integration steps over frame 30 -> 40 (default: neural_ode 4, "
+        "pair_ode 500)",
+    )
+    p.add_argument("--clip-grad", type=float, default=None, help="clip the gradient norm")
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument(
         "--schedule",
@@ -416,6 +454,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     torch.set_num_threads(args.threads)
+    hidden_default, layers_default = DEFAULT_SIZES.get(args.model, (64, 4))
+    args.hidden = hidden_default if args.hidden is None else args.hidden
+    args.layers = layers_default if args.layers is None else args.layers
     if args.quick:
         args.n_train, args.n_valid, args.n_test = min(args.n_train, 100), 100, 100
         args.epochs = min(args.epochs, 2)
@@ -432,7 +473,7 @@ def main(argv: list[str]) -> int:
         model = EGNN(args.hidden, args.layers, 0, 2, velocity=True, predict_velocity=True)
     elif args.task == "rollout" and args.model in steerable:
         model = type(model)(args.hidden, args.layers, 0, 1, predict_velocity=True)
-    if isinstance(model, NeuralODE):
+    if isinstance(model, NeuralODE) and args.ode_steps is not None:
         model.step_size = model.t_span / args.ode_steps
     all_starts = args.task == "rollout"
     cache = args.cache
@@ -465,6 +506,7 @@ def main(argv: list[str]) -> int:
         eval_every=args.eval_every,
         lr=args.lr,
         schedule=args.schedule,
+        clip_grad=args.clip_grad,
         resume=not args.fresh,
         config=config,
     )

@@ -13,12 +13,19 @@ rotation/reflection-equivariant vector: the field, and therefore the flow, is E(
 permutation equivariant. The ODE is solved with ``torchdiffeq.odeint`` over
 ``[0, t_span]`` and gradients flow through the solver steps.
 
+With ``field_kind="acceleration"`` the field returns ``a_θ`` itself (e.g.
+:class:`equidyn.dynamics.PairForceField`, a sum of learned central pair forces).
+
 Default solver: fixed-step ``rk4`` (``step_size = t_span / 4``). Fourth order makes a few
 steps accurate for a smooth learned field, the cost per batch is fixed and known (4 field
 evaluations per step), and back-propagation through a fixed number of steps is cheap and
 deterministic. Adaptive ``dopri5`` can be chosen (``method="dopri5"``, ``rtol``/``atol``), but
 its number of steps grows as training sharpens the field around close encounters, so
-training time is unpredictable.
+training time is unpredictable. The symplectic fixed-step integrators of
+:mod:`equidyn.dynamics.integrators` (``"semi_implicit_euler"``, ``"velocity_verlet"``) are
+run by a plain loop instead of torchdiffeq; with ``compile=True`` every chunk of
+``compile_chunk`` steps is one ``torch.compile``d graph, which removes most of the per-step
+overhead when a small field is integrated for hundreds of steps.
 """
 
 from __future__ import annotations
@@ -26,15 +33,22 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from equidyn.dynamics.integrators import INTEGRATORS
 from equidyn.models.egnn import EGNN, check_particle_inputs
+
+_TORCHDIFFEQ = ("rk4", "euler", "midpoint", "dopri5", "bosh3", "adaptive_heun")
+_FIXED = ("rk4", "euler", "midpoint")
+#: integrators run by our own loop (symplectic; RK4 stays with torchdiffeq)
+_LOOP = ("semi_implicit_euler", "velocity_verlet")
 
 __all__ = ["NeuralODE"]
 
 
 class _Field(nn.Module):
-    def __init__(self, net: nn.Module) -> None:
+    def __init__(self, net: nn.Module, kind: str) -> None:
         super().__init__()
         self.net = net
+        self.kind = kind
         self.node_attr: torch.Tensor | None = None
         self.edge_attr: torch.Tensor | None = None
         self.n_evals = 0
@@ -44,8 +58,12 @@ class _Field(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         x, v = state
         self.n_evals += 1
+        return v, self.acceleration(x, v)
+
+    def acceleration(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         assert self.node_attr is not None
-        return v, self.net(x, v, self.node_attr, self.edge_attr) - x
+        out = self.net(x, v, self.node_attr, self.edge_attr)  # [batch, n, 3]
+        return out if self.kind == "acceleration" else out - x
 
 
 class NeuralODE(nn.Module):
@@ -74,27 +92,43 @@ class NeuralODE(nn.Module):
         n_layers: int = 2,
         node_attr_dim: int = 0,
         edge_attr_dim: int = 1,
+        field_kind: str = "position",
         t_span: float = 1.0,
         method: str = "rk4",
         step_size: float | None = None,
         rtol: float = 1e-5,
         atol: float = 1e-6,
+        compile: bool | str = False,
+        compile_chunk: int = 10,
     ) -> None:
         super().__init__()
-        if method not in ("rk4", "euler", "midpoint", "dopri5", "bosh3", "adaptive_heun"):
-            raise ValueError(
-                f"unsupported method {method!r}; expected rk4, euler, midpoint, dopri5, bosh3 "
-                "or adaptive_heun"
-            )
+        methods = sorted(_TORCHDIFFEQ + _LOOP)
+        if method not in methods:
+            raise ValueError(f"unsupported method {method!r}; expected one of {methods}")
+        if field_kind not in ("position", "acceleration"):
+            raise ValueError(f"field_kind must be 'position' or 'acceleration', got {field_kind!r}")
         if t_span <= 0:
             raise ValueError(f"t_span must be positive, got {t_span}")
+        if step_size is not None and not 0 < step_size <= t_span:
+            raise ValueError(f"step_size must be in (0, t_span={t_span}], got {step_size}")
+        if compile and method not in _LOOP:
+            raise ValueError(
+                f"compile=True needs one of the loop integrators {list(_LOOP)}, "
+                f"got method {method!r}"
+            )
+        if compile_chunk < 1:
+            raise ValueError(f"compile_chunk must be >= 1, got {compile_chunk}")
         if field is None:
+            if field_kind != "position":
+                raise ValueError("the default EGNN field predicts positions; pass a field")
             field = EGNN(hidden_dim, n_layers, node_attr_dim, edge_attr_dim, velocity=False)
-        self.field = _Field(field)
+        self.field = _Field(field, field_kind)
         self.node_attr_dim, self.edge_attr_dim = node_attr_dim, edge_attr_dim
         self.t_span, self.method = float(t_span), method
         self.step_size = t_span / 4 if step_size is None else float(step_size)
         self.rtol, self.atol = rtol, atol
+        self.compile, self.compile_chunk = compile, int(compile_chunk)
+        self._compiled: object | None = None
 
     def acceleration(
         self,
@@ -107,7 +141,48 @@ class NeuralODE(nn.Module):
         check_particle_inputs(
             pos, vel, node_attr, edge_attr, self.node_attr_dim, self.edge_attr_dim
         )
-        return self.field.net(pos, vel, node_attr, edge_attr) - pos
+        out = self.field.net(pos, vel, node_attr, edge_attr)  # [batch, n, 3]
+        return out if self.field.kind == "acceleration" else out - pos
+
+    def __getstate__(self) -> dict[str, object]:
+        state = self.__dict__.copy()
+        state["_compiled"] = None  # compiled graphs are rebuilt on first use
+        return state
+
+    def _steps(
+        self, x: torch.Tensor, v: torch.Tensor, n_steps: int, dt: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        step = INTEGRATORS[self.method]
+        for _ in range(n_steps):
+            x, v = step(x, v, self.field.acceleration, dt)
+        return x, v
+
+    def _integrate_loop(
+        self, x: torch.Tensor, v: torch.Tensor, times: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fixed steps of the loop integrator between consecutive ``times``."""
+        run = self._steps
+        if self.compile:
+            if self._compiled is None:
+                backend = self.compile if isinstance(self.compile, str) else "inductor"
+                self._compiled = torch.compile(self._steps, backend=backend)
+            run = self._compiled  # type: ignore[assignment]
+        xs, vs = [x], [v]
+        for k in range(1, len(times)):
+            span = float(times[k] - times[k - 1])
+            n_steps = max(1, round(span / self.step_size))
+            dt = span / n_steps
+            if self.compile:
+                full, rest = divmod(n_steps, self.compile_chunk)
+                for _ in range(full):
+                    x, v = run(x, v, self.compile_chunk, dt)
+                if rest:
+                    x, v = self._steps(x, v, rest, dt)
+            else:
+                x, v = run(x, v, n_steps, dt)
+            xs.append(x)
+            vs.append(v)
+        return torch.stack(xs), torch.stack(vs)
 
     def trajectory(
         self,
@@ -118,27 +193,32 @@ class NeuralODE(nn.Module):
         times: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """States at increasing ``times`` (from 0): two (len(times), batch, n, 3) tensors."""
-        from torchdiffeq import odeint
-
         check_particle_inputs(
             pos, vel, node_attr, edge_attr, self.node_attr_dim, self.edge_attr_dim
         )
         if times.dim() != 1 or times.numel() < 2:
             raise ValueError(f"times must be 1-D with at least 2 entries, got {tuple(times.shape)}")
+        if bool((times[1:] <= times[:-1]).any()):
+            raise ValueError(f"times must be strictly increasing, got {times.tolist()}")
         self.field.node_attr, self.field.edge_attr = node_attr, edge_attr
-        options = (
-            {"step_size": self.step_size} if self.method in ("rk4", "euler", "midpoint") else None
-        )
-        xs, vs = odeint(
-            self.field,
-            (pos, vel),
-            times.to(pos),
-            method=self.method,
-            rtol=self.rtol,
-            atol=self.atol,
-            options=options,
-        )
-        self.field.node_attr = self.field.edge_attr = None
+        try:
+            if self.method in _LOOP:
+                xs, vs = self._integrate_loop(pos, vel, times.to(pos))
+            else:
+                from torchdiffeq import odeint
+
+                options = {"step_size": self.step_size} if self.method in _FIXED else None
+                xs, vs = odeint(
+                    self.field,
+                    (pos, vel),
+                    times.to(pos),
+                    method=self.method,
+                    rtol=self.rtol,
+                    atol=self.atol,
+                    options=options,
+                )
+        finally:
+            self.field.node_attr = self.field.edge_attr = None
         return xs, vs  # [len(times), batch, n, 3] each
 
     def forward_state(
