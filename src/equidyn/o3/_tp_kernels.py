@@ -72,6 +72,8 @@ class ConvPlan:
     dim2: int
     numel: int
     covered: bool  # every output column written by some path
+    x1_covered: bool = False  # every column of x1 read by some group
+    w_covered: bool = False  # every weight used by some path
 
 
 def plan_runs(
@@ -154,11 +156,12 @@ class ConvFunction(torch.autograd.Function):
         single = plan.covered and all(r.first for g in plan.groups for r in g.runs)
         out = x1.new_empty(Z, plan.dim_out) if single else x1.new_zeros(Z, plan.dim_out)
         keep_y = ctx.needs_input_grad[4]
-        ys = []
+        Ms, ys = [], []
         for g, C in zip(plan.groups, Cs):
             U = g.U
             xt = _x1_t(x1, g)  # [Z, d1, U]
             MT = (x2 @ C).view(Z, g.K, g.d1)  # [Z, K, d1]
+            Ms.append(MT)
             y = None if g.d1 == 1 else _bmm(MT, xt)  # [Z, K, U]
             if y is not None and keep_y:
                 ys.append(y)
@@ -177,7 +180,7 @@ class ConvFunction(torch.autograd.Function):
                     dst.addcmul_(a, b)
         ctx.plan = plan
         ctx.reference = reference
-        ctx.save_for_backward(x1, x2, w, *Cs, *ys)
+        ctx.save_for_backward(x1, x2, w, *Cs, *Ms, *ys)
         return out  # [Z, dim_out]
 
     @staticmethod
@@ -186,7 +189,7 @@ class ConvFunction(torch.autograd.Function):
         saved = ctx.saved_tensors
         x1, x2, w = saved[:3]
         n = len(plan.groups)
-        Cs, ys = saved[3 : 3 + n], iter(saved[3 + n :])
+        Cs, Ms, ys = saved[3 : 3 + n], saved[3 + n : 3 + 2 * n], iter(saved[3 + 2 * n :])
         need = ctx.needs_input_grad[2:5]
         if torch.is_grad_enabled():
             # a graph of the backward is requested: differentiate the functional version
@@ -197,16 +200,19 @@ class ConvFunction(torch.autograd.Function):
             res = [next(grads) if r else None for r in need]
             return (None, None, *res, *([None] * n))
         Z = x1.shape[0]
-        gx1 = torch.zeros_like(x1) if need[0] else None
-        gx2 = torch.zeros_like(x2) if need[1] else None
-        gw = torch.zeros_like(w) if need[2] else None
+        gx1 = gx2 = gw = None
+        if need[0]:
+            gx1 = torch.empty_like(x1) if plan.x1_covered else torch.zeros_like(x1)
+        if need[1]:
+            gx2 = torch.zeros_like(x2)
+        if need[2]:
+            gw = torch.empty_like(w) if plan.w_covered and w.ndim > 1 else torch.zeros_like(w)
         shared = w.ndim == 1
         if Z == 0:
             return (None, None, gx1, gx2, gw, *([None] * n))
-        for grp, C in zip(plan.groups, Cs):
+        for grp, C, MT in zip(plan.groups, Cs, Ms):
             U, d1, K = grp.U, grp.d1, grp.K
             xt = _x1_t(x1, grp)  # [Z, d1, U]
-            MT = (x2 @ C).view(Z, K, d1)  # [Z, K, d1]
             y = next(ys) if (gw is not None and d1 > 1) else None
             GW = x1.new_empty(Z, K, U)  # weighted output gradient
             scratch = None

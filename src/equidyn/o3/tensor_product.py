@@ -474,6 +474,8 @@ class TensorProduct(nn.Module):
             names.append(const(C.reshape(self.irreps_in2.dim, g["K"] * d1)))
             groups.append(ConvGroup(sl1[a].start, U, d1, g["K"], tuple(runs)))
         covered = all(c in written for c, (m, _) in enumerate(self.irreps_out) if m > 0)
+        x1_covered = sum(g.U * g.d1 for g in groups) == self.irreps_in1.dim
+        w_covered = sum(g.U * r.Q for g in groups for r in g.runs) == self.weight_numel
         plan = ConvPlan(
             tuple(groups),
             self.irreps_out.dim,
@@ -481,6 +483,8 @@ class TensorProduct(nn.Module):
             self.irreps_in2.dim,
             self.weight_numel,
             covered,
+            x1_covered,
+            w_covered,
         )
         return plan, names
 
