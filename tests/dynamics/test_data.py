@@ -55,3 +55,17 @@ def test_dataset_items_and_sizes(tiny_splits, tmp_path):
         ChargedNBodyDataset("train", frame_in=30, frame_out=45, cache=tmp_path)
     with pytest.raises(ValueError, match="unknown split"):
         load_charged_nbody("training", cache=tmp_path)
+
+
+def test_unrolled_targets(tiny_splits, tmp_path):
+    raw = load_charged_nbody("train", cache=tmp_path)
+    ds = ChargedNBodyDataset("train", size=2, frame_in=10, frame_out=20, unroll=3, cache=tmp_path)
+    assert ds.future_pos.shape == (2, 3, 5, 3) and ds.future_vel.shape == (2, 3, 5, 3)
+    torch.testing.assert_close(ds.future_pos[1, 2], raw["pos"][1, 40].float())
+    torch.testing.assert_close(ds.future_vel[0, 1], raw["vel"][0, 30].float())
+    torch.testing.assert_close(ds.target_pos, ds.future_pos[:, 0])
+    every = ChargedNBodyDataset("train", size=2, all_starts=True, unroll=2, cache=tmp_path)
+    assert len(every) == 2 * (41 - 20)
+    torch.testing.assert_close(every.future_pos[-1, 1], raw["pos"][1, 40].float())
+    with pytest.raises(ValueError, match="unroll must be >= 1"):
+        ChargedNBodyDataset("train", frame_in=30, frame_out=40, unroll=2, cache=tmp_path)

@@ -90,8 +90,11 @@ class ChargedNBodyDataset(Dataset):
     ``target_pos``, ``target_vel`` (5, 3) at ``frame_out``. The protocol is
     ``frame_in=30, frame_out=40``. With ``all_starts=True`` every start frame
     ``0 .. frames − 1 − (frame_out − frame_in)`` of every trajectory is an item (for
-    training models that are chained in rollouts). The whole split is also available as
-    batched tensors: ``ds.pos`` (N, 5, 3) etc.
+    training models that are chained in rollouts). With ``unroll=K`` every item also holds
+    the states ``K`` gaps ahead, ``future_pos`` / ``future_vel`` (K, 5, 3) at frames
+    ``frame_out, frame_out + gap, ..., frame_in + K gap`` (for training on K chained
+    predictions); ``target_*`` is always the first of them. The whole split is also available
+    as batched tensors: ``ds.pos`` (N, 5, 3), ``ds.future_pos`` (N, K, 5, 3) etc.
 
     Generating the protocol splits takes a few seconds once; afterwards they load from the cache.
 
@@ -107,6 +110,7 @@ class ChargedNBodyDataset(Dataset):
         frame_in: int = 30,
         frame_out: int = 40,
         all_starts: bool = False,
+        unroll: int = 1,
         seed: int = 0,
         dtype: torch.dtype = torch.float32,
         cache: str | os.PathLike[str] | None = None,
@@ -120,14 +124,26 @@ class ChargedNBodyDataset(Dataset):
                 f"need 0 <= frame_in < frame_out < {n_frames}, got {frame_in} and {frame_out}"
             )
         n = n_total if size is None else size
+        gap = frame_out - frame_in
+        first = 0 if all_starts else frame_in
+        if unroll < 1 or first + unroll * gap >= n_frames:
+            raise ValueError(
+                f"unroll must be >= 1 with {first} + unroll * gap < {n_frames} frames, got "
+                f"unroll {unroll} (gap {gap})"
+            )
         pos, vel = data["pos"][:n].to(dtype), data["vel"][:n].to(dtype)
         charges = data["charges"][:n].to(dtype)[..., None]  # [n, 5, 1]
-        gap = frame_out - frame_in
-        starts = range(0, n_frames - gap) if all_starts else [frame_in]
+        starts = range(0, n_frames - unroll * gap) if all_starts else [frame_in]
         self.pos = torch.cat([pos[:, s] for s in starts])  # [N, 5, 3]
         self.vel = torch.cat([vel[:, s] for s in starts])
-        self.target_pos = torch.cat([pos[:, s + gap] for s in starts])
-        self.target_vel = torch.cat([vel[:, s + gap] for s in starts])
+        self.future_pos = torch.cat(
+            [pos[:, [s + k * gap for k in range(1, unroll + 1)]] for s in starts]
+        )
+        self.future_vel = torch.cat(
+            [vel[:, [s + k * gap for k in range(1, unroll + 1)]] for s in starts]
+        )
+        self.target_pos = self.future_pos[:, 0]  # [N, 5, 3]
+        self.target_vel = self.future_vel[:, 0]
         self.charges = charges.repeat(len(starts), 1, 1)  # [N, 5, 1]
         self.split, self.n_trajectories = split, n
 

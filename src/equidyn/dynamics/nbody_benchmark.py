@@ -256,6 +256,7 @@ def train(
     weight_decay: float = 1e-12,
     schedule: str = "constant",
     clip_grad: float | None = None,
+    unroll: int = 1,
     resume: bool = True,
     config: dict[str, Any] | None = None,
     progress: bool = True,
@@ -266,7 +267,9 @@ def train(
     ``lr_e = lr (1 + cos(π e / epochs)) / 2``, which converges in fewer epochs than the
     protocol's constant rate (a resumed run follows the schedule of its new ``epochs``).
     ``clip_grad`` clips the gradient norm of every step (for models integrated over many
-    steps, whose gradients through close encounters can be huge).
+    steps, whose gradients through close encounters can be huge). ``unroll = K > 1`` (with
+    ``state_loss``) chains K predictions of ``forward_state`` and averages the position and
+    velocity losses over the K states (``train_ds`` built with ``unroll=K``).
     """
     if schedule not in ("constant", "cosine"):
         raise ValueError(f"schedule must be 'constant' or 'cosine', got {schedule!r}")
@@ -325,12 +328,19 @@ def train(
                 idx = perm[s : s + batch_size]
                 pos, vel, q = train_ds.pos[idx], train_ds.vel[idx], train_ds.charges[idx]
                 target, target_vel = train_ds.target_pos[idx], train_ds.target_vel[idx]
+                future, future_vel = train_ds.future_pos[idx], train_ds.future_vel[idx]
                 if augment:  # the same random rotation for input and target, about the origin
                     R = rand_matrix(len(idx), generator=g, dtype=pos.dtype).transpose(1, 2)
                     pos, vel, target, target_vel = pos @ R, vel @ R, target @ R, target_vel @ R
+                    future, future_vel = future @ R[:, None], future_vel @ R[:, None]
                 if state_loss:
-                    pred, pred_vel = _predict_state(model, kind, pos, vel, q)
-                    loss = ((pred - target) ** 2).mean() + ((pred_vel - target_vel) ** 2).mean()
+                    loss = pos.new_zeros(())
+                    x, v = pos, vel
+                    for k in range(unroll):  # K chained predictions, [batch, n, 3] each
+                        x, v = _predict_state(model, kind, x, v, q)
+                        loss = loss + ((x - future[:, k]) ** 2).mean()
+                        loss = loss + ((v - future_vel[:, k]) ** 2).mean()
+                    loss = loss / unroll
                 else:
                     loss = ((_predict(model, kind, pos, vel, q) - target) ** 2).mean()
                 opt.zero_grad(set_to_none=True)
@@ -432,6 +442,12 @@ def _parser() -> argparse.ArgumentParser:
         "pair_ode 500)",
     )
     p.add_argument("--clip-grad", type=float, default=None, help="clip the gradient norm")
+    p.add_argument(
+        "--unroll",
+        type=int,
+        default=1,
+        help="--task rollout: train on this many chained predictions (loss on each state)",
+    )
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument(
         "--schedule",
@@ -477,8 +493,15 @@ def main(argv: list[str]) -> int:
         model.step_size = model.t_span / args.ode_steps
     all_starts = args.task == "rollout"
     cache = args.cache
+    if args.unroll > 1 and args.task != "rollout":
+        raise ValueError(f"--unroll {args.unroll} needs --task rollout")
     train_ds = ChargedNBodyDataset(
-        "train", args.n_train, all_starts=all_starts, seed=args.data_seed, cache=cache
+        "train",
+        args.n_train,
+        all_starts=all_starts,
+        unroll=args.unroll,
+        seed=args.data_seed,
+        cache=cache,
     )
     valid_ds = ChargedNBodyDataset("valid", args.n_valid, seed=args.data_seed, cache=cache)
     test_ds = ChargedNBodyDataset("test", args.n_test, seed=args.data_seed, cache=cache)
@@ -507,6 +530,7 @@ def main(argv: list[str]) -> int:
         lr=args.lr,
         schedule=args.schedule,
         clip_grad=args.clip_grad,
+        unroll=args.unroll,
         resume=not args.fresh,
         config=config,
     )
