@@ -12,6 +12,10 @@ the paper reports a steeper (more negative) b for l >= 1 than for invariant mode
     python benchmarks/data_efficiency.py                # N = 25..800, l = 0, 1, 2
 
 Prints a table and the fitted slopes; writes results.json and learning_curves.png to --out.
+``--seeds`` repeats every point with other initial weights and training orders (the splits stay
+fixed); slopes are fitted to the mean over seeds. A rerun with the same ``--out`` and the same
+settings keeps the runs already in results.json and only trains the missing (l_max, N, seed)
+points, so the curve can be extended (``--sizes 400 800``) or given more seeds later.
 Threads: torch.set_num_threads(--threads), default 2. Allocator: default glibc settings.
 """
 
@@ -39,76 +43,115 @@ def fit_slope(ns: list[int], errors: list[float]) -> tuple[float, float]:
     return float(b), float(math.exp(log_a))
 
 
+#: settings that may differ between the runs collected in one results.json
+_FREE = ("quick", "sizes", "lmax", "seeds", "out", "threads")
+
+
+def mean_curve(runs: list[dict], l_max: int) -> tuple[list[int], list[float], list[float]]:
+    """Sizes, mean and standard deviation over seeds of the test force MAE of one l_max."""
+    ns = sorted({r["n_train"] for r in runs if r["l_max"] == l_max})
+    means, stds = [], []
+    for n in ns:
+        errs = [r["force_mae"] for r in runs if r["l_max"] == l_max and r["n_train"] == n]
+        means.append(float(np.mean(errs)))
+        stds.append(float(np.std(errs)))
+    return ns, means, stds
+
+
+def _previous_runs(args: argparse.Namespace) -> list[dict]:
+    path = args.out / "results.json"
+    if not path.exists():
+        return []
+    old = json.loads(path.read_text())
+    mine = {k: v for k, v in vars(args).items() if k not in _FREE}
+    theirs = {k: v for k, v in old.get("settings", {}).items() if k in mine}
+    if theirs != mine:
+        diff = {k: (theirs.get(k), v) for k, v in mine.items() if theirs.get(k) != v}
+        raise ValueError(
+            f"{path} holds runs with other settings (old, new): {diff}; use another --out"
+        )
+    return [{"seed": 0, **r} for r in old["runs"]]
+
+
 def run(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     graphs = load_structures("builtin:cuau-emt", args.r_max, n_structures=args.n_structures, seed=0)
     run_dir = Path(tempfile.mkdtemp(prefix="equidyn-data-efficiency-"))  # checkpoints
-    results: dict = {"settings": vars(args).copy(), "runs": []}
+    results: dict = {"settings": vars(args).copy(), "runs": _previous_runs(args)}
     results["settings"]["out"] = str(args.out)
-    for l_max in args.lmax:
-        for n in args.sizes:
-            tr, va, te = split_indices(len(graphs), n, args.n_val, args.n_test, seed=0)
-            train = [graphs[i] for i in tr]
-            val = [graphs[i] for i in va]
-            test = [graphs[i] for i in te]
-            torch.manual_seed(0)
-            model_kwargs = dict(
-                r_max=args.r_max,
-                l_max=l_max,
-                num_features=args.features,
-                num_layers=args.layers,
-                radial_hidden=args.radial_hidden,
-            )
-            pot = build_potential("NequIP", model_kwargs, train)
-            steps_per_epoch = math.ceil(n / args.batch_size)
-            if args.epochs is not None:  # every structure seen the same number of times
-                epochs = args.epochs
-            else:  # the same number of optimiser steps for every N
-                epochs = max(1, math.ceil(args.steps / steps_per_epoch))
-            cfg = TrainingConfig(
-                epochs=epochs,
-                batch_size=args.batch_size,
-                lr=args.lr,
-                lr_patience=max(3, epochs // 10),
-                early_stopping_patience=None,
-                ema_decay=0.99,
-                progress=False,
-                log_epochs=False,
-                plots=False,
-                output_dir=str(run_dir / f"l{l_max}_n{n}"),
-                dtype="float32",
-            )
-            t0 = time.perf_counter()
-            trainer = Trainer(pot, train, val, cfg)
-            trainer.fit()
-            best = trainer.best_potential()
-            metrics = evaluate_potential(best, [g.to(dtype=torch.float32) for g in test], 10)[
-                "metrics"
-            ]
-            wall = time.perf_counter() - t0
-            row = {
-                "l_max": l_max,
-                "n_train": n,
-                "epochs": epochs,
-                "steps": trainer.global_step,
-                "params": sum(p.numel() for p in pot.parameters()),
-                "wall_s": wall,
-                "force_mae": metrics["forces_mae"],
-                "energy_mae": metrics["energy_mae"],
-            }
-            results["runs"].append(row)
-            print(
-                f"l_max={l_max} N={n:4d}: force MAE {row['force_mae']:7.2f} meV/Å, energy MAE "
-                f"{row['energy_mae']:6.2f} meV/atom ({row['steps']} steps, {wall:.0f} s)",
-                flush=True,
-            )
-            (args.out / "results.json").write_text(json.dumps(results, indent=2))
+    done = {(r["l_max"], r["n_train"], r["seed"]) for r in results["runs"]}
+    todo = [
+        (l_max, n, seed)
+        for l_max in args.lmax
+        for n in args.sizes
+        for seed in args.seeds
+        if (l_max, n, seed) not in done
+    ]
+    print(f"{len(done)} runs kept from {args.out / 'results.json'}, {len(todo)} to train")
+    for l_max, n, seed in todo:
+        tr, va, te = split_indices(len(graphs), n, args.n_val, args.n_test, seed=0)
+        train = [graphs[i] for i in tr]
+        val = [graphs[i] for i in va]
+        test = [graphs[i] for i in te]
+        torch.manual_seed(seed)
+        model_kwargs = dict(
+            r_max=args.r_max,
+            l_max=l_max,
+            num_features=args.features,
+            num_layers=args.layers,
+            radial_hidden=args.radial_hidden,
+        )
+        pot = build_potential("NequIP", model_kwargs, train)
+        steps_per_epoch = math.ceil(n / args.batch_size)
+        if args.epochs is not None:  # every structure seen the same number of times
+            epochs = args.epochs
+        else:  # the same number of optimiser steps for every N
+            epochs = max(1, math.ceil(args.steps / steps_per_epoch))
+        cfg = TrainingConfig(
+            epochs=epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            lr_patience=max(3, epochs // 10),
+            early_stopping_patience=None,
+            ema_decay=0.99,
+            progress=False,
+            log_epochs=False,
+            plots=False,
+            output_dir=str(run_dir / f"l{l_max}_n{n}_s{seed}"),
+            seed=seed,
+            dtype="float32",
+        )
+        t0 = time.perf_counter()
+        trainer = Trainer(pot, train, val, cfg)
+        trainer.fit()
+        best = trainer.best_potential()
+        metrics = evaluate_potential(best, [g.to(dtype=torch.float32) for g in test], 10)["metrics"]
+        wall = time.perf_counter() - t0
+        row = {
+            "l_max": l_max,
+            "n_train": n,
+            "seed": seed,
+            "epochs": epochs,
+            "steps": trainer.global_step,
+            "params": sum(p.numel() for p in pot.parameters()),
+            "wall_s": wall,
+            "force_mae": metrics["forces_mae"],
+            "energy_mae": metrics["energy_mae"],
+        }
+        results["runs"].append(row)
+        print(
+            f"l_max={l_max} N={n:4d} seed {seed}: force MAE {row['force_mae']:7.2f} meV/Å, "
+            f"energy MAE {row['energy_mae']:6.2f} meV/atom ({row['steps']} steps, {wall:.0f} s)",
+            flush=True,
+        )
+        (args.out / "results.json").write_text(json.dumps(results, indent=2))
+    results["runs"].sort(key=lambda r: (r["l_max"], r["n_train"], r["seed"]))
     slopes = {}
-    for l_max in args.lmax:
-        rows = [r for r in results["runs"] if r["l_max"] == l_max]
-        if len(rows) >= 2:
-            b, a = fit_slope([r["n_train"] for r in rows], [r["force_mae"] for r in rows])
-            slopes[str(l_max)] = {"b": b, "a": a}
+    for l_max in sorted({r["l_max"] for r in results["runs"]}):
+        ns, means, _ = mean_curve(results["runs"], l_max)
+        if len(ns) >= 2:
+            b, a = fit_slope(ns, means)
+            slopes[str(l_max)] = {"b": b, "a": a, "sizes": ns}
     results["slopes"] = slopes
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
     return results
@@ -122,12 +165,12 @@ def plot(results: dict, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(5, 4))
     for l_max in sorted({r["l_max"] for r in results["runs"]}):
-        rows = [r for r in results["runs"] if r["l_max"] == l_max]
-        ns = [r["n_train"] for r in rows]
-        err = [r["force_mae"] for r in rows]
+        ns, err, std = mean_curve(results["runs"], l_max)
         s = results["slopes"].get(str(l_max))
         label = f"l_max={l_max}" + (f" (slope {s['b']:.2f})" if s else "")
-        ax.loglog(ns, err, "o-", label=label)
+        ax.errorbar(ns, err, yerr=std, fmt="o-", capsize=3, label=label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
     ax.set(
         xlabel="training structures N",
         ylabel="test force MAE (meV/Å)",
@@ -143,6 +186,7 @@ def main() -> None:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--sizes", type=int, nargs="+", default=[25, 50, 100, 200, 400, 800])
     p.add_argument("--lmax", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="initialisation seeds")
     p.add_argument("--steps", type=int, default=800, help="optimiser steps per run")
     p.add_argument("--epochs", type=int, default=None, help="epochs per run (overrides --steps)")
     p.add_argument("--batch-size", type=int, default=5)
@@ -159,7 +203,7 @@ def main() -> None:
     args = p.parse_args()
     if args.quick:
         args.sizes, args.lmax, args.steps = [10, 20], [0, 1], 10
-        args.features, args.layers, args.n_val, args.n_test, args.n_structures = 4, 1, 5, 10, 60
+        args.features, args.layers, args.n_val, args.n_test, args.n_structures = 4, 2, 5, 10, 60
         args.out = args.out.parent / "data_efficiency_quick"
     args.out.mkdir(parents=True, exist_ok=True)
     results = run(args)
