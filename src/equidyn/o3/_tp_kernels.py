@@ -12,12 +12,13 @@ with :math:`C_a` all normalized Clebsch–Gordan tensors of those paths stacked
 (:math:`K = \sum_p d_3`). Inside the kernel the channel index :math:`u` is the fastest one
 ("ir_mul" layout, :math:`Y` is ``[Z, K, U]``): the per-sample products are ``[K, d1] @ [d1, U]``
 matrices with ``U`` contiguous outputs, and the weights ``w[z, p, :]`` are contiguous rows that
-broadcast over the :math:`d_3` rows of a path. The paths of a group are ordered so that
-**runs** of paths with the same :math:`d_3` whose output blocks are adjacent in the output
-(e.g. all :math:`l_1 \otimes l_2 \to l_3` of one :math:`l_1, l_3`, since outputs are sorted by
-:math:`l_3`) are handled by one operation: the weight multiplication writes the run straight
-into its slab of the output, transposing to the ``mul_ir`` layout on the way (no scatter, no
-gathered weights).
+broadcast over the :math:`d_3` rows of a path. The paths of a group are ordered by output
+position, and **runs** of paths with the same :math:`d_3` whose output blocks and weights are
+both adjacent are handled as one unit (in ``ChannelwiseTensorProduct`` every run is a single
+path). One strided multiplication per run writes :math:`Y \cdot w` straight into the run's slab
+of the output, transposing to the ``mul_ir`` layout on the way (no scatter, no gathered
+weights). Tiny per-sample products with a short contraction use broadcast multiply-adds
+(:func:`_bmm`).
 
 The backward uses the same layout: the weighted output gradient
 :math:`\bar G_z = (w \odot G)_z` (``[K, U]``, built run by run from strided views of the
@@ -121,19 +122,28 @@ def _x1_t(x1: Tensor, g: ConvGroup) -> Tensor:
     return xa.transpose(1, 2).contiguous()
 
 
-def _bmm(a: Tensor, b: Tensor) -> Tensor:
+def _bmm(a: Tensor, b: Tensor, inplace: bool = True) -> Tensor:
     """``torch.bmm(a, b)`` (``[Z, m, c] @ [Z, c, n]``), except for tiny matrices with a short
     contraction (``m c n < 400``, ``c <= 7``): there ATen's batched matmul falls back to a
     scalar loop (torch 2.x CPU) that is 2-4x slower than ``c`` broadcast multiply-adds on
     whole ``[Z, m, n]`` tensors (measured for conv-1, where ``[Z, 4, 3] @ [Z, 3, 32]``
-    dominated)."""
+    dominated), and that ``torch.compile`` cannot fuse. ``inplace=False`` accumulates
+    out of place (for code that autograd or ``torch.compile`` traces).
+
+    >>> a, b = torch.randn(5, 4, 3), torch.randn(5, 3, 8)
+    >>> bool(torch.allclose(_bmm(a, b), torch.bmm(a, b), atol=1e-6))
+    True
+    """
     m, c = a.shape[1], a.shape[2]
     n = b.shape[2]
     if m * c * n >= 400 or c > 7 or c == 0:
         return torch.bmm(a, b)
     y = a[:, :, 0, None] * b[:, None, 0, :]  # [Z, m, n]
     for i in range(1, c):
-        y.addcmul_(a[:, :, i, None], b[:, None, i, :])
+        if inplace:
+            y.addcmul_(a[:, :, i, None], b[:, None, i, :])
+        else:
+            y = torch.addcmul(y, a[:, :, i, None], b[:, None, i, :])
     return y
 
 

@@ -55,7 +55,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from equidyn.o3._tp_kernels import ConvFunction, ConvGroup, ConvPlan, ConvRun, plan_runs
+from equidyn.o3._tp_kernels import ConvFunction, ConvGroup, ConvPlan, ConvRun, _bmm, plan_runs
 from equidyn.o3._weights import resolve_weight
 from equidyn.o3.irreps import Irrep, Irreps
 from equidyn.o3.wigner import wigner_3j
@@ -590,7 +590,7 @@ class TensorProduct(nn.Module):
                     m = (xb.reshape(Z * V, -1) @ getattr(self, cname)).reshape(Z, V, d1, d3)
                     Ms.append(m.transpose(1, 2).reshape(Z, d1, V * d3))
                 M = torch.cat(Ms, dim=2)  # [Z, d1, K]
-            y = xa * M if d1 == 1 else torch.bmm(xa, M)  # [Z, U, K] (d1 = 1: outer product)
+            y = _bmm(xa, M, inplace=False)  # [Z, U, K] (small: broadcast multiply-adds)
             for i, piece in zip(g["paths"], torch.split(y, g["widths"], dim=2)):
                 p = self.paths[i]
                 V, d3 = ir2s[p.in2].mul, outs[p.out].ir.dim
