@@ -166,12 +166,13 @@ class ConvFunction(torch.autograd.Function):
         single = plan.covered and all(r.first for g in plan.groups for r in g.runs)
         out = x1.new_empty(Z, plan.dim_out) if single else x1.new_zeros(Z, plan.dim_out)
         keep_y = ctx.needs_input_grad[4]
-        Ms, ys = [], []
+        Ms, xts, ys = [], [], []
         for g, C in zip(plan.groups, Cs):
             U = g.U
             xt = _x1_t(x1, g)  # [Z, d1, U]
             MT = (x2 @ C).view(Z, g.K, g.d1)  # [Z, K, d1]
             Ms.append(MT)
+            xts.append(xt)
             y = None if g.d1 == 1 else _bmm(MT, xt)  # [Z, K, U]
             if y is not None and keep_y:
                 ys.append(y)
@@ -190,7 +191,7 @@ class ConvFunction(torch.autograd.Function):
                     dst.addcmul_(a, b)
         ctx.plan = plan
         ctx.reference = reference
-        ctx.save_for_backward(x1, x2, w, *Cs, *Ms, *ys)
+        ctx.save_for_backward(x1, x2, w, *Cs, *Ms, *xts, *ys)
         return out  # [Z, dim_out]
 
     @staticmethod
@@ -199,7 +200,8 @@ class ConvFunction(torch.autograd.Function):
         saved = ctx.saved_tensors
         x1, x2, w = saved[:3]
         n = len(plan.groups)
-        Cs, Ms, ys = saved[3 : 3 + n], saved[3 + n : 3 + 2 * n], iter(saved[3 + 2 * n :])
+        Cs, Ms, xts = saved[3 : 3 + n], saved[3 + n : 3 + 2 * n], saved[3 + 2 * n : 3 + 3 * n]
+        ys = iter(saved[3 + 3 * n :])
         need = ctx.needs_input_grad[2:5]
         if torch.is_grad_enabled():
             # a graph of the backward is requested: differentiate the functional version
@@ -220,9 +222,8 @@ class ConvFunction(torch.autograd.Function):
         shared = w.ndim == 1
         if Z == 0:
             return (None, None, gx1, gx2, gw, *([None] * n))
-        for grp, C, MT in zip(plan.groups, Cs, Ms):
-            U, d1, K = grp.U, grp.d1, grp.K
-            xt = _x1_t(x1, grp)  # [Z, d1, U]
+        for grp, C, MT, xt in zip(plan.groups, Cs, Ms, xts):
+            U, d1, K = grp.U, grp.d1, grp.K  # MT [Z, K, d1], xt [Z, d1, U]
             y = next(ys) if (gw is not None and d1 > 1) else None
             GW = x1.new_empty(Z, K, U)  # weighted output gradient
             scratch = None
