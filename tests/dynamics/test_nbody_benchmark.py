@@ -9,6 +9,7 @@ import torch
 
 from equidyn.dynamics import data as nbody_data
 from equidyn.dynamics.nbody_benchmark import build_model, equivariance_mse, features, main
+from equidyn.dynamics.nbody_benchmark import train as nb_train
 
 
 @pytest.fixture
@@ -108,3 +109,18 @@ def _rollout_parts(tmp_path):
     valid = ChargedNBodyDataset("valid", 6, cache=tmp_path)
     test = ChargedNBodyDataset("test", 6, cache=tmp_path)
     return model, "egnn", train, valid, test
+
+
+def test_trimmed_loss_and_pair_ode_model(tiny_splits, tmp_path):
+    model, kind = build_model("pair_ode", 8, 1)
+    assert kind == "charges" and model.method == "semi_implicit_euler"
+    from equidyn.dynamics.data import ChargedNBodyDataset
+
+    train_ds = ChargedNBodyDataset("train", 6, cache=tmp_path)
+    valid = ChargedNBodyDataset("valid", 6, cache=tmp_path)
+    model.compile = False  # eager here; the compiled loop is tested in test_neural_ode
+    model.step_size = 0.1
+    state = nb_train(model, kind, train_ds, valid, valid, epochs=1, out=tmp_path / "t", trim=0.5)
+    assert state["epoch"] == 1 and state["best_valid"] < 1.0
+    with pytest.raises(ValueError, match="trim must be in"):
+        nb_train(model, kind, train_ds, valid, valid, epochs=1, out=tmp_path / "u", trim=0.0)

@@ -83,7 +83,7 @@ MODELS: dict[str, tuple[Callable[[int, int], nn.Module], str]] = {
     ),
     "pair_ode": (
         lambda h, layers: NeuralODE(
-            PairForceField(h, layers, 0, 1),
+            PairForceField(h, layers, 0, 1, softening=0.2),
             edge_attr_dim=1,
             field_kind="acceleration",
             method="semi_implicit_euler",
@@ -257,6 +257,7 @@ def train(
     schedule: str = "constant",
     clip_grad: float | None = None,
     unroll: int = 1,
+    trim: float = 1.0,
     resume: bool = True,
     config: dict[str, Any] | None = None,
     progress: bool = True,
@@ -269,8 +270,13 @@ def train(
     ``clip_grad`` clips the gradient norm of every step (for models integrated over many
     steps, whose gradients through close encounters can be huge). ``unroll = K > 1`` (with
     ``state_loss``) chains K predictions of ``forward_state`` and averages the position and
-    velocity losses over the K states (``train_ds`` built with ``unroll=K``).
+    velocity losses over the K states (``train_ds`` built with ``unroll=K``). ``trim < 1``
+    trains on the trimmed mean: per batch, only the ``trim`` fraction of trajectories with the
+    smallest error enters the loss (the rest are mostly close encounters, whose chaotic
+    gradients can swamp the others'); evaluation always uses the plain MSE.
     """
+    if not 0 < trim <= 1:
+        raise ValueError(f"trim must be in (0, 1], got {trim}")
     if schedule not in ("constant", "cosine"):
         raise ValueError(f"schedule must be 'constant' or 'cosine', got {schedule!r}")
     out.mkdir(parents=True, exist_ok=True)
@@ -342,7 +348,10 @@ def train(
                         loss = loss + ((v - future_vel[:, k]) ** 2).mean()
                     loss = loss / unroll
                 else:
-                    loss = ((_predict(model, kind, pos, vel, q) - target) ** 2).mean()
+                    err = ((_predict(model, kind, pos, vel, q) - target) ** 2).mean((1, 2))
+                    if trim < 1:  # the trimmed mean: drop the worst trajectories of the batch
+                        err = err.sort().values[: max(1, int(trim * len(err)))]
+                    loss = err.mean()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if clip_grad is not None:
@@ -443,6 +452,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--clip-grad", type=float, default=None, help="clip the gradient norm")
     p.add_argument(
+        "--trim",
+        type=float,
+        default=1.0,
+        help="train on the trimmed mean: keep this fraction of the best trajectories per batch",
+    )
+    p.add_argument(
         "--unroll",
         type=int,
         default=1,
@@ -531,6 +546,7 @@ def main(argv: list[str]) -> int:
         schedule=args.schedule,
         clip_grad=args.clip_grad,
         unroll=args.unroll,
+        trim=args.trim,
         resume=not args.fresh,
         config=config,
     )
