@@ -80,11 +80,11 @@ def run(args: argparse.Namespace) -> dict:
     results: dict = {"settings": vars(args).copy(), "runs": _previous_runs(args)}
     results["settings"]["out"] = str(args.out)
     done = {(r["l_max"], r["n_train"], r["seed"]) for r in results["runs"]}
-    todo = [
+    todo = [  # size by size, so that an interrupted run leaves whole points
         (l_max, n, seed)
-        for l_max in args.lmax
         for n in args.sizes
         for seed in args.seeds
+        for l_max in args.lmax
         if (l_max, n, seed) not in done
     ]
     print(f"{len(done)} runs kept from {args.out / 'results.json'}, {len(todo)} to train")
