@@ -9,11 +9,11 @@ Problems (anchors.md §1):
   N = 2000, internal weights.
 
 For each: forward and forward+backward (gradients of all inputs and weights), eager and
-``torch.compile(fullgraph=True)``, ``torch.set_num_threads(2)`` (``--threads``); e3nn and equidyn interleaved,
-median of ``--repeats``. GFLOP/s are counted on the sparse Clebsch-Gordan non-zeros
-(2 * rows * channel pairs * nnz per path, plus the dense weight contraction 2 * N * U * V * W *
-(2l3+1) for uvw); forward+backward counts 3x the forward FLOPs. "of mm" is that rate divided by
-a plain fp32 2048 x 2048 matmul's rate measured in the same run. Peak memory of one
+``torch.compile(fullgraph=True)``, ``torch.set_num_threads(2)`` (``--threads``); e3nn and
+equidyn interleaved, median of ``--repeats``. GFLOP/s are counted on the sparse Clebsch-Gordan
+non-zeros (2 * rows * channel pairs * nnz per path, plus the dense weight contraction 2 * N * U
+* V * W * (2l3+1) for uvw); forward+backward counts 3x the forward FLOPs. "of mm" is that rate
+divided by a plain fp32 2048 x 2048 matmul's rate measured in the same run. Peak memory of one
 forward+backward (after warm-up) is the peak of live tensor memory seen by
 ``torch.profiler(profile_memory=True)`` (see ``peak_memory_mib``).
 

@@ -42,7 +42,8 @@ These are the formulas of e3nn 0.6, so modules with copied weights give the same
 (one small GEMM) to obtain, per sample, an :math:`l_1 \to (l_3, \dots)` matrix for all paths
 that share an input block, and apply it to all channels at once with one batched matmul;
 channel weights are applied to the result. Fully connected ``uvw`` paths contract the
-channels with one large GEMM per output block. See ``docs/performance.md``.
+channels with large GEMMs, each path contracting whichever of its two inputs or its output has
+the smallest irrep dimension with the weights first. See ``docs/performance.md``.
 """
 
 from __future__ import annotations
