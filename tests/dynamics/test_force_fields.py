@@ -91,23 +91,23 @@ def test_saturation_bounds_the_acceleration():
 
 
 def test_learns_coulomb_forces():
-    """A few hundred Adam steps fit the clipped Coulomb field of the charged N-body system."""
+    """A hundred Adam steps fit the clipped Coulomb field of the charged N-body system."""
     torch.manual_seed(0)
-    pos, vel, q = make_inputs(batch=64, dtype=torch.float32, seed=1)
+    pos, vel, q = make_inputs(batch=16, dtype=torch.float32, seed=1)
     pos = pos * 1.5
     edge = q[:, :, None] * q[:, None]
     target = ChargedNBody(q[..., 0], clamp=100.0).acceleration(pos, None)
     field = PairForceField(16, 2, edge_attr_dim=1)
-    node = pos.new_zeros(64, 5, 0)
-    opt = torch.optim.Adam(field.parameters(), lr=1e-2)
+    node = pos.new_zeros(16, 5, 0)
+    opt = torch.optim.Adam(field.parameters(), lr=2e-2)
     first = None
-    for _ in range(200):
+    for _ in range(100):
         loss = ((field(pos, vel, node, edge) - target) ** 2).mean()
         first = loss.item() if first is None else first
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert loss.item() < 0.02 * first
+    assert loss.item() < 0.01 * first  # 1e-4 when written
 
 
 def test_bad_arguments():
