@@ -320,3 +320,62 @@ def check_hidden_irreps(hidden: Irreps) -> Irreps:
             f"(try {hidden.regroup()})"
         )
     return hidden
+
+
+class PositionVelocityHeads(nn.Module):
+    """``forward`` and ``forward_state`` of a dynamics model from its two readouts.
+
+    A subclass implements ``_readouts(pos, vel, node_attr, edge_attr, velocity) -> (δ, u)``
+    (each (batch, n, 3); ``u`` is ``None`` unless ``velocity``) and sets
+    ``self.velocity_readout`` (``None`` without ``predict_velocity``). Then
+    ``forward = x + δ`` and ``forward_state = (x + δ, v + u)``.
+
+    >>> from equidyn.models import TFN
+    >>> model = TFN(8, 1, 0, 1, predict_velocity=True)
+    >>> pos, vel = torch.randn(2, 4, 3), torch.randn(2, 4, 3)
+    >>> x, v = model.forward_state(pos, vel, torch.zeros(2, 4, 0), torch.ones(2, 4, 4, 1))
+    >>> x.shape, torch.equal(v, vel)  # the velocity starts at the input velocity
+    (torch.Size([2, 4, 3]), True)
+    """
+
+    velocity_readout: nn.Module | None
+
+    def _readouts(
+        self,
+        pos: Tensor,
+        vel: Tensor,
+        node_attr: Tensor,
+        edge_attr: Tensor | None,
+        velocity: bool,
+    ) -> tuple[Tensor, Tensor | None]:
+        raise NotImplementedError
+
+    def forward(
+        self,
+        pos: Tensor,
+        vel: Tensor,
+        node_attr: Tensor,
+        edge_attr: Tensor | None = None,
+    ) -> Tensor:
+        return pos + self._readouts(pos, vel, node_attr, edge_attr, False)[0]  # [batch, n, 3]
+
+    def forward_state(
+        self,
+        pos: Tensor,
+        vel: Tensor,
+        node_attr: Tensor,
+        edge_attr: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Predicted ``(positions, velocities)``, each (batch, n, 3): ``(x + δ, v + u)``.
+
+        Needs a model built with ``predict_velocity=True``; the positions equal ``forward``'s.
+        """
+        if self.velocity_readout is None:
+            name = type(self).__name__
+            raise ValueError(
+                "forward_state needs a model built with predict_velocity=True "
+                f"({name}(..., predict_velocity=True))"
+            )
+        delta, u = self._readouts(pos, vel, node_attr, edge_attr, True)
+        assert u is not None
+        return pos + delta, vel + u  # [batch, n, 3] each

@@ -39,6 +39,7 @@ from equidyn.models._steerable import (
     Convolution,
     EdgeEmbedding,
     IrrepsConcat,
+    PositionVelocityHeads,
     check_hidden_irreps,
     check_model_sizes,
     neighbour_index,
@@ -122,7 +123,7 @@ class SE3TransformerLayer(nn.Module):
         return h + self.act(self.lin_o(agg) + self.lin_s(h))  # [batch, n, hidden]
 
 
-class SE3Transformer(nn.Module):
+class SE3Transformer(PositionVelocityHeads):
     """SE(3)-Transformer for particle dynamics:
     ``SE3Transformer(pos, vel, node_attr, edge_attr) -> positions``.
 
@@ -211,36 +212,14 @@ class SE3Transformer(nn.Module):
             h = layer(h, y, radial, index)
         return h  # [batch, n, hidden]
 
-    def forward(
+    def _readouts(
         self,
         pos: Tensor,
         vel: Tensor,
         node_attr: Tensor,
-        edge_attr: Tensor | None = None,
-    ) -> Tensor:
-        return pos + self.readout(self._trunk(pos, vel, node_attr, edge_attr))  # [batch, n, 3]
-
-    def forward_state(
-        self,
-        pos: Tensor,
-        vel: Tensor,
-        node_attr: Tensor,
-        edge_attr: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor]:
-        """Predicted ``(positions, velocities)``, each (batch, n, 3): ``(x + δ, v + u)``.
-
-        Needs a model built with ``predict_velocity=True``; the positions equal ``forward``'s.
-
-        >>> model = SE3Transformer(8, 1, 0, 1, predict_velocity=True)
-        >>> pos, vel = torch.randn(2, 4, 3), torch.randn(2, 4, 3)
-        >>> x, v = model.forward_state(pos, vel, torch.zeros(2, 4, 0), torch.ones(2, 4, 4, 1))
-        >>> x.shape, torch.equal(v, vel)  # the velocity starts at the input velocity
-        (torch.Size([2, 4, 3]), True)
-        """
-        if self.velocity_readout is None:
-            raise ValueError(
-                "forward_state needs a model built with predict_velocity=True "
-                "(SE3Transformer(..., predict_velocity=True))"
-            )
+        edge_attr: Tensor | None,
+        velocity: bool,
+    ) -> tuple[Tensor, Tensor | None]:
         h = self._trunk(pos, vel, node_attr, edge_attr)  # [batch, n, hidden]
-        return pos + self.readout(h), vel + self.velocity_readout(h)  # [batch, n, 3] each
+        u = self.velocity_readout(h) if velocity and self.velocity_readout is not None else None
+        return self.readout(h), u  # [batch, n, 3] each

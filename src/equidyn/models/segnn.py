@@ -52,6 +52,7 @@ from torch import Tensor, nn
 
 from equidyn.models._steerable import (
     IrrepsConcat,
+    PositionVelocityHeads,
     SteerableLayer,
     check_hidden_irreps,
     check_model_sizes,
@@ -152,7 +153,7 @@ class SEGNNLayer(nn.Module):
         return self.node_model(h, m, attr_node)  # [batch, n, hidden]
 
 
-class SEGNN(nn.Module):
+class SEGNN(PositionVelocityHeads):
     """SEGNN for particle dynamics: ``SEGNN(pos, vel, node_attr, edge_attr) -> positions``.
 
     Args:
@@ -256,38 +257,15 @@ class SEGNN(nn.Module):
             h = layer(h, a_i, a_ij, s_ij, index)
         return self.readout_1(h, a_i), a_i  # [batch, n, hidden], [batch, n, attr]
 
-    def forward(
+    def _readouts(
         self,
         pos: Tensor,
         vel: Tensor,
         node_attr: Tensor,
-        edge_attr: Tensor | None = None,
-    ) -> Tensor:
-        r, a_i = self._trunk(pos, vel, node_attr, edge_attr)
-        return pos + self.readout_2(r, a_i)  # [batch, n, 3]
-
-    def forward_state(
-        self,
-        pos: Tensor,
-        vel: Tensor,
-        node_attr: Tensor,
-        edge_attr: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor]:
-        """Predicted ``(positions, velocities)``, each (batch, n, 3): ``(x + δ, v + u)``.
-
-        Needs a model built with ``predict_velocity=True``; the positions equal ``forward``'s.
-
-        >>> model = SEGNN(8, 1, 0, 1, predict_velocity=True)
-        >>> pos, vel = torch.randn(2, 4, 3), torch.randn(2, 4, 3)
-        >>> x, v = model.forward_state(pos, vel, torch.zeros(2, 4, 0), torch.ones(2, 4, 4, 1))
-        >>> x.shape, torch.equal(v, vel)  # the velocity starts at the input velocity
-        (torch.Size([2, 4, 3]), True)
-        """
-        if self.velocity_readout is None:
-            raise ValueError(
-                "forward_state needs a model built with predict_velocity=True "
-                "(SEGNN(..., predict_velocity=True))"
-            )
-        r, a_i = self._trunk(pos, vel, node_attr, edge_attr)
-        new_pos = pos + self.readout_2(r, a_i)  # [batch, n, 3]
-        return new_pos, vel + self.velocity_readout(r, a_i)  # [batch, n, 3] each
+        edge_attr: Tensor | None,
+        velocity: bool,
+    ) -> tuple[Tensor, Tensor | None]:
+        r, a_i = self._trunk(pos, vel, node_attr, edge_attr)  # [batch, n, hidden], [.., attr]
+        use_u = velocity and self.velocity_readout is not None
+        u = self.velocity_readout(r, a_i) if use_u else None
+        return self.readout_2(r, a_i), u  # [batch, n, 3] each

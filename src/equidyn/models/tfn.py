@@ -34,6 +34,7 @@ from equidyn.models._steerable import (
     Convolution,
     EdgeEmbedding,
     IrrepsConcat,
+    PositionVelocityHeads,
     check_hidden_irreps,
     check_model_sizes,
     gate_irreps,
@@ -99,7 +100,7 @@ class TFNLayer(nn.Module):
         return h + self.gate(self.lin_conv(c) + self.lin_self(h))
 
 
-class TFN(nn.Module):
+class TFN(PositionVelocityHeads):
     """TFN for particle dynamics: ``TFN(pos, vel, node_attr, edge_attr) -> positions``.
 
     Args:
@@ -188,36 +189,14 @@ class TFN(nn.Module):
             h = layer(h, y, radial, index)
         return h  # [batch, n, hidden]
 
-    def forward(
+    def _readouts(
         self,
         pos: Tensor,
         vel: Tensor,
         node_attr: Tensor,
-        edge_attr: Tensor | None = None,
-    ) -> Tensor:
-        return pos + self.readout(self._trunk(pos, vel, node_attr, edge_attr))  # [batch, n, 3]
-
-    def forward_state(
-        self,
-        pos: Tensor,
-        vel: Tensor,
-        node_attr: Tensor,
-        edge_attr: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor]:
-        """Predicted ``(positions, velocities)``, each (batch, n, 3): ``(x + δ, v + u)``.
-
-        Needs a model built with ``predict_velocity=True``; the positions equal ``forward``'s.
-
-        >>> model = TFN(8, 1, 0, 1, predict_velocity=True)
-        >>> pos, vel = torch.randn(2, 4, 3), torch.randn(2, 4, 3)
-        >>> x, v = model.forward_state(pos, vel, torch.zeros(2, 4, 0), torch.ones(2, 4, 4, 1))
-        >>> x.shape, torch.equal(v, vel)  # the velocity starts at the input velocity
-        (torch.Size([2, 4, 3]), True)
-        """
-        if self.velocity_readout is None:
-            raise ValueError(
-                "forward_state needs a model built with predict_velocity=True "
-                "(TFN(..., predict_velocity=True))"
-            )
+        edge_attr: Tensor | None,
+        velocity: bool,
+    ) -> tuple[Tensor, Tensor | None]:
         h = self._trunk(pos, vel, node_attr, edge_attr)  # [batch, n, hidden]
-        return pos + self.readout(h), vel + self.velocity_readout(h)  # [batch, n, 3] each
+        u = self.velocity_readout(h) if velocity and self.velocity_readout is not None else None
+        return self.readout(h), u  # [batch, n, 3] each
