@@ -339,19 +339,19 @@ def train(
                     R = rand_matrix(len(idx), generator=g, dtype=pos.dtype).transpose(1, 2)
                     pos, vel, target, target_vel = pos @ R, vel @ R, target @ R, target_vel @ R
                     future, future_vel = future @ R[:, None], future_vel @ R[:, None]
-                if state_loss:
-                    loss = pos.new_zeros(())
+                if state_loss:  # per-trajectory errors, [batch]
+                    err = pos.new_zeros(len(idx))
                     x, v = pos, vel
                     for k in range(unroll):  # K chained predictions, [batch, n, 3] each
                         x, v = _predict_state(model, kind, x, v, q)
-                        loss = loss + ((x - future[:, k]) ** 2).mean()
-                        loss = loss + ((v - future_vel[:, k]) ** 2).mean()
-                    loss = loss / unroll
+                        err = err + ((x - future[:, k]) ** 2).mean((1, 2))
+                        err = err + ((v - future_vel[:, k]) ** 2).mean((1, 2))
+                    err = err / unroll
                 else:
                     err = ((_predict(model, kind, pos, vel, q) - target) ** 2).mean((1, 2))
-                    if trim < 1:  # the trimmed mean: drop the worst trajectories of the batch
-                        err = err.sort().values[: max(1, int(trim * len(err)))]
-                    loss = err.mean()
+                if trim < 1:  # the trimmed mean: drop the worst trajectories of the batch
+                    err = err.sort().values[: max(1, int(trim * len(err)))]
+                loss = err.mean()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if clip_grad is not None:
