@@ -9,8 +9,8 @@ neighbour list (the neighbour list is not timed on either side).
 
 mace-torch 0.3.16 pins e3nn 0.4.4 while equidyn's tests use e3nn 0.6, so each side runs in its
 own process and virtual environment: equidyn in this interpreter, mace-torch in
-``--mace-python`` (default ``/work/venvs/mace/bin/python``; set it up with
-``python -m venv /work/venvs/mace && /work/venvs/mace/bin/pip install torch==2.13.0 mace-torch``).
+``--mace-python`` (default ``benchmarks/.venvs/mace``, made by
+``bash benchmarks/reference_envs.sh``).
 The two workers stay alive and are timed in alternation (one call each, in turn), so that load
 from other processes on the machine affects both sides alike. Every configuration is run
 with the default glibc allocator and with the tuned one of anchors §1b
@@ -37,6 +37,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _reference import reference_python  # benchmarks/_reference.py
 
 TUNED_MALLOC = {
     "MALLOC_MMAP_THRESHOLD_": "1000000000000",
@@ -316,9 +318,7 @@ def accuracy(args: argparse.Namespace) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="1 warm-up, 3 calls, float32, tuned")
-    p.add_argument(
-        "--mace-python", default=os.environ.get("MACE_PYTHON", "/work/venvs/mace/bin/python")
-    )
+    p.add_argument("--mace-python", default=reference_python("mace"))
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--repeats", type=int, default=10)

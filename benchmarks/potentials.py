@@ -11,8 +11,9 @@ calls after 3 warm-ups, float32 and float64. Matching hyperparameters:
   radial MLP [64, 64, 64].
 
 mace-torch pins e3nn 0.4.4 and nequip needs e3nn >= 0.6, so each package runs in its own
-virtual environment (``--nequip-python``, ``--mace-python``; default ``/work/venvs/nequip`` and
-``/work/venvs/mace``), as a subprocess; equidyn runs in a subprocess of this interpreter too,
+virtual environment (``--nequip-python``, ``--mace-python``; default the venvs that
+``bash benchmarks/reference_envs.sh`` makes in ``benchmarks/.venvs``), as a subprocess;
+equidyn runs in a subprocess of this interpreter too,
 so every model sees the same environment. ``--allocator tuned`` sets
 ``MALLOC_MMAP_THRESHOLD_=1000000000000 MALLOC_TRIM_THRESHOLD_=1000000000000
 MALLOC_TOP_PAD_=1000000000`` for all of them (anchors.md §1b), ``default`` leaves glibc alone.
@@ -31,6 +32,8 @@ import os
 import subprocess
 import sys
 import textwrap
+
+from _reference import reference_python  # benchmarks/_reference.py
 
 TUNED = {
     "MALLOC_MMAP_THRESHOLD_": "1000000000000",
@@ -191,8 +194,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--allocator", choices=["tuned", "default"], default="tuned")
-    p.add_argument("--nequip-python", default="/work/venvs/nequip/bin/python")
-    p.add_argument("--mace-python", default="/work/venvs/mace/bin/python")
+    p.add_argument("--nequip-python", default=reference_python("nequip"))
+    p.add_argument("--mace-python", default=reference_python("mace"))
     p.add_argument("--dtypes", nargs="+", default=["float32", "float64"])
     p.add_argument("--only", nargs="+", default=None, help="subset of model names to run")
     p.add_argument("--timeout", type=float, default=1200)

@@ -22,6 +22,8 @@ import subprocess
 import sys
 import textwrap
 
+from _reference import reference_python  # benchmarks/_reference.py
+
 from equidyn.data.builtin import builtin_dataset_path
 from equidyn.data.split import split_indices
 
@@ -166,7 +168,7 @@ def main() -> None:
     p.add_argument("--radial-width", type=int, default=16)
     p.add_argument("--r-max", type=float, default=4.0)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--nequip-python", default="/work/venvs/nequip/bin/python")
+    p.add_argument("--nequip-python", default=reference_python("nequip"))
     p.add_argument("--timeout", type=float, default=3000)
     p.add_argument("--json", default=None)
     args = p.parse_args()
