@@ -70,3 +70,34 @@ def test_float32_and_float64_agree():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         NequIP(**kwargs)
+
+
+def _energy_and_edge_grad(model, species, edge_index, edge_vec):
+    edge_vec = edge_vec.clone().requires_grad_(True)
+    energy = model(species, edge_index, edge_vec).sum()
+    (grad,) = torch.autograd.grad(energy, edge_vec)  # forces are sums of these
+    return energy.detach(), grad
+
+
+def _compile_case(backend: str) -> None:
+    torch.manual_seed(5)
+    model = small_nequip(2).double()
+    pos, numbers = random_cluster(4)
+    species = (numbers == 79).long()
+    i, j = torch.triu_indices(4, 4, 1)
+    edge_index = torch.cat([torch.stack([i, j]), torch.stack([j, i])], dim=1)
+    edge_vec = pos[edge_index[1]] - pos[edge_index[0]]
+    eager = _energy_and_edge_grad(model, species, edge_index, edge_vec)
+    compiled_model = torch.compile(model, fullgraph=True, backend=backend)
+    compiled = _energy_and_edge_grad(compiled_model, species, edge_index, edge_vec)
+    torch.testing.assert_close(compiled, eager)
+
+
+def test_compiled_matches_eager_aot():
+    """torch.compile(fullgraph=True) traces NequIP (energy and its gradient)."""
+    _compile_case("aot_eager")
+
+
+@pytest.mark.slow  # inductor code generation takes minutes; the trace is covered above
+def test_compiled_matches_eager_inductor():
+    _compile_case("inductor")
