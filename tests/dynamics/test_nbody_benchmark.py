@@ -124,3 +124,19 @@ def test_trimmed_loss_and_pair_ode_model(tiny_splits, tmp_path):
     assert state["epoch"] == 1 and state["best_valid"] < 1.0
     with pytest.raises(ValueError, match="trim must be in"):
         nb_train(model, kind, train_ds, valid, valid, epochs=1, out=tmp_path / "u", trim=0.0)
+
+
+def test_init_from_and_softening(tiny_splits, tmp_path):
+    base = ["--model", "pair_ode", "--hidden", "8", "--layers", "1", "--n-train", "6"]
+    base += ["--n-valid", "6", "--n-test", "6", "--epochs", "1", "--ode-steps", "20"]
+    base += ["--cache", str(tmp_path), "--no-plot", "--no-compile"]
+    first = tmp_path / "first"
+    assert main([*base, "--out", str(first)]) == 0
+    second = tmp_path / "second"  # lr 0: the weights stay those of the first run's best model
+    args = [*base, "--out", str(second), "--init-from", str(first / "checkpoint.pt")]
+    assert main([*args, "--lr", "0", "--softening", "0.2"]) == 0
+    r1 = json.loads((first / "result.json").read_text())
+    r2 = json.loads((second / "result.json").read_text())
+    assert r2["test_mse"] == pytest.approx(r1["test_mse"], rel=1e-5)
+    with pytest.raises(ValueError, match="--softening needs the pair_ode model"):
+        main(["--model", "egnn_vel", "--softening", "0.1", "--out", str(tmp_path / "x")])

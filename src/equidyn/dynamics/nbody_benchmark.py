@@ -452,6 +452,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--clip-grad", type=float, default=None, help="clip the gradient norm")
     p.add_argument(
+        "--softening", type=float, default=None, help="pair_ode: softening length of the field"
+    )
+    p.add_argument("--no-compile", action="store_true", help="ODE models: integrate in eager mode")
+    p.add_argument(
+        "--init-from",
+        default=None,
+        help="start from the best weights of another run's checkpoint.pt (fine-tuning)",
+    )
+    p.add_argument(
         "--trim",
         type=float,
         default=1.0,
@@ -492,6 +501,8 @@ def main(argv: list[str]) -> int:
         args.n_train, args.n_valid, args.n_test = min(args.n_train, 100), 100, 100
         args.epochs = min(args.epochs, 2)
         args.hidden = min(args.hidden, 16)
+        if args.model == "pair_ode" and args.ode_steps is None:
+            args.ode_steps = 50
     steerable = ("segnn", "tfn", "se3_transformer")  # rollout: built with predict_velocity
     if args.task == "rollout" and args.model not in ("egnn_vel", "neural_ode", *steerable):
         raise ValueError(
@@ -506,6 +517,20 @@ def main(argv: list[str]) -> int:
         model = type(model)(args.hidden, args.layers, 0, 1, predict_velocity=True)
     if isinstance(model, NeuralODE) and args.ode_steps is not None:
         model.step_size = model.t_span / args.ode_steps
+    if args.softening is not None:
+        field = getattr(getattr(model, "field", None), "net", None)
+        if not isinstance(field, PairForceField):
+            raise ValueError(f"--softening needs the pair_ode model, got {args.model!r}")
+        if args.softening <= 0:
+            raise ValueError(f"--softening must be positive, got {args.softening}")
+        field.softening = float(args.softening)
+    if (args.quick or args.no_compile) and isinstance(model, NeuralODE):
+        model.compile = False  # seconds, not minutes of code generation
+    if args.init_from is not None:
+        ckpt = load_checkpoint(Path(args.init_from))
+        weights = ckpt["state"]["best_model"] or ckpt["model"]
+        model.load_state_dict(weights)
+        print(f"initial weights: the best model of {args.init_from}", flush=True)
     all_starts = args.task == "rollout"
     cache = args.cache
     if args.unroll > 1 and args.task != "rollout":
@@ -521,7 +546,7 @@ def main(argv: list[str]) -> int:
     valid_ds = ChargedNBodyDataset("valid", args.n_valid, seed=args.data_seed, cache=cache)
     test_ds = ChargedNBodyDataset("test", args.n_test, seed=args.data_seed, cache=cache)
     # what may change between a run and its resumption: the epoch budget, evaluation, output
-    skip = ("fresh", "no_plot", "out", "threads", "epochs", "eval_every")
+    skip = ("fresh", "no_plot", "out", "threads", "epochs", "eval_every", "no_compile")
     config = {k: v for k, v in vars(args).items() if k not in skip}
     out = Path(args.out)
     n_params = sum(p.numel() for p in model.parameters())
