@@ -171,6 +171,12 @@ def plot(results: dict, path: Path) -> None:
         ax.errorbar(ns, err, yerr=std, fmt="o-", capsize=3, label=label)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    sizes = sorted({r["n_train"] for r in results["runs"]})
+    ax.set_xticks(sizes)
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set(
         xlabel="training structures N",
         ylabel="test force MAE (meV/Å)",
