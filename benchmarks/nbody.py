@@ -55,7 +55,7 @@ PAIR_ODE_FINETUNE = [
 # model -> (epochs, extra arguments) of the table runs
 TABLE = {
     "egnn_vel": (300, ["--eval-every", "5", "--schedule", "cosine"]),
-    "pair_ode": (8, ["--eval-every", "1", *PAIR_ODE]),
+    "pair_ode": (11, ["--eval-every", "1", *PAIR_ODE]),
     "gnn": (30, ["--eval-every", "3"]),
     "neural_ode": (5, ["--eval-every", "1", "--layers", "2", "--ode-steps", "2"]),
     "radial_field": (30, ["--eval-every", "3"]),
