@@ -119,3 +119,14 @@ def test_bad_arguments():
     pos, vel, _ = make_inputs(dtype=torch.float32)
     with pytest.raises(ValueError, match="edge_attr must have shape"):
         field(pos, vel, pos.new_zeros(3, 5, 0), None)
+
+
+def test_state_dict_carries_softening():
+    field = randomized(PairForceField(8, 1, edge_attr_dim=1, softening=0.2))
+    field.softening = 0.1  # as after `equidyn nbody --softening 0.1`
+    fresh = PairForceField(8, 1, edge_attr_dim=1, softening=0.2)
+    fresh.load_state_dict(field.state_dict())
+    assert fresh.softening == 0.1
+    pos, vel, q = make_inputs(dtype=torch.float32)
+    args = (pos, vel, pos.new_zeros(3, 5, 0), q[:, :, None] * q[:, None])
+    torch.testing.assert_close(fresh(*args), field(*args))

@@ -99,6 +99,14 @@ class PairForceField(nn.Module):
             nn.Parameter(torch.tensor(math.log(saturation))) if saturation is not None else None
         )
 
+    def get_extra_state(self) -> dict[str, float]:
+        """``softening`` and ``power`` travel with the ``state_dict`` (a fine-tuned field may
+        use another softening than it was built with)."""
+        return {"softening": self.softening, "power": self.power}
+
+    def set_extra_state(self, state: dict[str, float]) -> None:
+        self.softening, self.power = float(state["softening"]), float(state["power"])
+
     def pair_magnitude(self, r: torch.Tensor, pair_attr: torch.Tensor) -> torch.Tensor:
         """``φ_θ(e, r) ρ^{-p}`` for distances ``r`` (...) and invariants ``pair_attr`` (..., k)."""
         rho2 = r * r + self.softening**2

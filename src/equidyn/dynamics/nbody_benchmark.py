@@ -21,6 +21,7 @@ Example: ``equidyn nbody --model egnn_vel --epochs 100 --out runs/egnn``.
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib
 import json
 import math
@@ -369,7 +370,7 @@ def train(
                 if valid < state["best_valid"]:
                     test = evaluate(model, kind, test_ds)
                     state.update(best_valid=valid, best_test=test, best_epoch=epoch)
-                    state["best_model"] = {k: v.clone() for k, v in model.state_dict().items()}
+                    state["best_model"] = copy.deepcopy(model.state_dict())
                 row = {
                     "epoch": epoch,
                     "train_loss": total / count,
