@@ -247,7 +247,7 @@ G = [graph(s) for s in train]
 T = [graph(s) for s in test]
 avg = sum(g.edge_index.shape[1] for g in G) / sum(len(s[0]) for s in train)
 block = modules.interaction_classes["RealAgnosticResidualInteractionBlock"]
-torch.manual_seed(0)
+torch.manual_seed(S.get("seed", 0))
 model = modules.ScaleShiftMACE(
     r_max=S["r_max"], num_bessel=8, num_polynomial_cutoff=5, max_ell=S["max_ell"],
     interaction_cls=block, interaction_cls_first=block, num_interactions=S["num_interactions"],
@@ -295,7 +295,7 @@ def accuracy(args: argparse.Namespace) -> None:
     npz = builtin_dataset_path("cuau-emt", n_structures=n_structures, seed=0)
     train, _, test = split_indices(n_structures, args.n_train, 0, args.n_test, seed=0)
     settings = dict(ACC_MODEL, npz=str(npz), train=train, test=test, epochs=args.epochs,
-                    batch=args.batch, lr=args.lr, threads=args.threads)  # fmt: skip
+                    batch=args.batch, lr=args.lr, threads=args.threads, seed=args.seed)  # fmt: skip
     print(f"{args.n_train} train / {args.n_test} test structures (built-in Cu-Au EMT), "
           f"{args.epochs} epochs, batch {args.batch}, lr {args.lr}; model {ACC_MODEL}")  # fmt: skip
     results = {}
@@ -333,6 +333,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch", type=int, default=5)
     p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--seed", type=int, default=0, help="--accuracy: weights and batch order")
     p.add_argument("--timeout", type=float, default=3000)
     p.add_argument("--worker", choices=["equidyn", "mace"], help=argparse.SUPPRESS)
     p.add_argument("--dtype", default="float32", help=argparse.SUPPRESS)

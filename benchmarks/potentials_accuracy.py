@@ -31,7 +31,7 @@ COMMON = r"""
 import json, math, time
 import numpy as np, torch
 torch.set_num_threads(S["threads"])
-torch.manual_seed(0)
+torch.manual_seed(S.get("seed", 0))
 f = np.load(S["npz"])
 offsets = np.concatenate([[0], np.cumsum(f["n_atoms"])])
 def structure(k):
@@ -44,7 +44,7 @@ types = [29, 79]
 counts = np.array([[np.sum(s[0] == z) for z in types] for s in train], float)
 shifts = np.linalg.lstsq(counts, np.array([s[3] for s in train]), rcond=None)[0]
 scale = float(np.sqrt(np.mean(np.concatenate([s[4].ravel() for s in train]) ** 2)))
-order_gen = torch.Generator().manual_seed(0)
+order_gen = torch.Generator().manual_seed(S.get("seed", 0))
 orders = [torch.randperm(len(train), generator=order_gen).tolist() for _ in range(S["epochs"])]
 """
 
@@ -102,7 +102,8 @@ def graph(s):
 G = [graph(s) for s in train]
 T = [graph(s) for s in test]
 avg = sum(g[AtomicDataDict.EDGE_INDEX_KEY].shape[1] for g in G) / sum(len(s[0]) for s in train)
-model = NequIPGNNModel(seed=0, model_dtype="float32", type_names=["Cu", "Au"], r_max=S["r_max"],
+model = NequIPGNNModel(seed=S.get("seed", 0), model_dtype="float32", type_names=["Cu", "Au"],
+    r_max=S["r_max"],
     l_max=S["l_max"], parity=True, num_layers=S["layers"], num_features=S["features"],
     num_bessels=8, polynomial_cutoff_p=6, radial_mlp_depth=1, radial_mlp_width=S["radial_width"],
     avg_num_neighbors=avg, per_type_energy_shifts={"Cu": float(shifts[0]), "Au": float(shifts[1])},
@@ -168,6 +169,7 @@ def main() -> None:
     p.add_argument("--radial-width", type=int, default=16)
     p.add_argument("--r-max", type=float, default=4.0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0, help="initial weights and batch order")
     p.add_argument("--nequip-python", default=reference_python("nequip"))
     p.add_argument("--timeout", type=float, default=3000)
     p.add_argument("--json", default=None)
@@ -190,6 +192,7 @@ def main() -> None:
         "radial_width": args.radial_width,
         "r_max": args.r_max,
         "threads": args.threads,
+        "seed": args.seed,
     }
     print(
         f"{args.n_train} train / {args.n_test} test structures, {args.epochs} epochs, batch "
