@@ -39,6 +39,7 @@ import time
 from pathlib import Path
 
 from _reference import reference_python  # benchmarks/_reference.py
+from potentials_accuracy import EQUIDYN_FIT, EQUIDYN_GRAPHS, run  # the shared protocol
 
 TUNED_MALLOC = {
     "MALLOC_MMAP_THRESHOLD_": "1000000000000",
@@ -193,42 +194,17 @@ class Worker:
 ACC_MODEL = dict(r_max=4.0, max_ell=2, correlation=3, num_interactions=2, hidden="8x0e+8x1o",
                  radial_mlp=[16, 16], readout_hidden=16)  # fmt: skip
 
-EQUIDYN_TRAIN = r"""
-from equidyn.graph import batch_graphs, radius_graph
-from equidyn.models import Potential
+EQUIDYN_TRAIN = (
+    EQUIDYN_GRAPHS
+    + r"""
 from equidyn.models.mace import MACE
-from equidyn.data.stats import average_num_neighbors
-def graph(s):
-    return radius_graph(torch.tensor(s[1], dtype=torch.float32), s[0], S["r_max"],
-                        torch.tensor(s[2], dtype=torch.float32), True,
-                        energy=s[3], forces=torch.tensor(s[4], dtype=torch.float32))
-G = [graph(s) for s in train]
-T = [graph(s) for s in test]
 model = MACE(num_species=2, r_max=S["r_max"], num_bessel=8, polynomial_p=5, max_ell=S["max_ell"],
              correlation=S["correlation"], num_interactions=S["num_interactions"],
              hidden_irreps=S["hidden"], radial_mlp=S["radial_mlp"],
              readout_hidden=S["readout_hidden"], avg_num_neighbors=average_num_neighbors(G))
-pot = Potential(model, types, shifts.tolist(), scale=scale).train()
-opt = torch.optim.Adam(pot.parameters(), lr=S["lr"], amsgrad=True)
-t0 = time.perf_counter()
-for epoch in range(S["epochs"]):
-    for i in range(0, len(G), S["batch"]):
-        b = batch_graphs([G[j] for j in orders[epoch][i:i + S["batch"]]])
-        out = pot(b, compute_forces=True)
-        n = b.num_atoms.float()
-        loss = (((out["energy"] - b.energy) / n) ** 2).mean()
-        loss = loss + ((out["forces"] - b.forces) ** 2).mean()
-        opt.zero_grad(); loss.backward(); opt.step()
-train_s = time.perf_counter() - t0
-pot.eval()
-ea, fa, nf = 0.0, 0.0, 0
-for g in T:
-    out = pot(g, compute_forces=True)
-    ea += abs(float(out["energy"][0]) - float(g.energy[0])) / g.num_nodes
-    fa += float((out["forces"].detach() - g.forces).abs().sum()); nf += g.forces.numel()
-print(json.dumps({"energy_mae": 1000 * ea / len(T), "forces_mae": 1000 * fa / nf,
-                  "train_s": train_s, "params": sum(p.numel() for p in pot.parameters())}))
 """
+    + EQUIDYN_FIT
+)
 
 MACE_TRAIN = r"""
 import warnings; warnings.filterwarnings("ignore")
@@ -285,9 +261,6 @@ print(json.dumps({"energy_mae": 1000 * ea / len(T), "forces_mae": 1000 * fa / nf
 
 def accuracy(args: argparse.Namespace) -> None:
     """Train both models on the same data for the same epochs; print test MAEs."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from potentials_accuracy import run  # the shared protocol (its data preamble, subprocess)
-
     from equidyn.data.builtin import builtin_dataset_path
     from equidyn.data.split import split_indices
 

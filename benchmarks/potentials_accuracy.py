@@ -48,9 +48,11 @@ order_gen = torch.Generator().manual_seed(S.get("seed", 0))
 orders = [torch.randperm(len(train), generator=order_gen).tolist() for _ in range(S["epochs"])]
 """
 
-EQUIDYN = r"""
+# equidyn's side of every accuracy comparison: graphs, then a ``model`` (the caller's), then
+# the shared training loop and evaluation (also used by mace_vs_mace_torch.py)
+EQUIDYN_GRAPHS = r"""
 from equidyn.graph import batch_graphs, radius_graph
-from equidyn.models import NequIP, Potential
+from equidyn.models import Potential
 from equidyn.data.stats import average_num_neighbors
 def graph(s):
     return radius_graph(torch.tensor(s[1], dtype=torch.float32), s[0], S["r_max"],
@@ -58,10 +60,9 @@ def graph(s):
                         energy=s[3], forces=torch.tensor(s[4], dtype=torch.float32))
 G = [graph(s) for s in train]
 T = [graph(s) for s in test]
-model = NequIP(num_species=2, r_max=S["r_max"], l_max=S["l_max"], parity=True,
-               num_features=S["features"], num_layers=S["layers"], num_bessel=8,
-               trainable_bessel=False, polynomial_p=6, radial_hidden=S["radial_width"],
-               radial_layers=1, avg_num_neighbors=average_num_neighbors(G))
+"""
+
+EQUIDYN_FIT = r"""
 pot = Potential(model, types, shifts.tolist(), scale=scale).train()
 opt = torch.optim.Adam(pot.parameters(), lr=S["lr"], amsgrad=True)
 t0 = time.perf_counter()
@@ -83,6 +84,18 @@ for g in T:
 print(json.dumps({"energy_mae": 1000 * ea / len(T), "forces_mae": 1000 * fa / nf,
                   "train_s": train_s, "params": sum(p.numel() for p in pot.parameters())}))
 """
+
+EQUIDYN = (
+    EQUIDYN_GRAPHS
+    + r"""
+from equidyn.models import NequIP
+model = NequIP(num_species=2, r_max=S["r_max"], l_max=S["l_max"], parity=True,
+               num_features=S["features"], num_layers=S["layers"], num_bessel=8,
+               trainable_bessel=False, polynomial_p=6, radial_hidden=S["radial_width"],
+               radial_layers=1, avg_num_neighbors=average_num_neighbors(G))
+"""
+    + EQUIDYN_FIT
+)
 
 NEQUIP = r"""
 import ase
