@@ -31,7 +31,8 @@ import math
 import torch
 from torch import nn
 
-from equidyn.models.egnn import check_particle_inputs
+from equidyn.graph.scatter import scatter_sum
+from equidyn.models.egnn import _mlp, check_particle_inputs
 
 __all__ = ["PairForceField"]
 
@@ -86,12 +87,7 @@ class PairForceField(nn.Module):
         self.node_attr_dim, self.edge_attr_dim = node_attr_dim, edge_attr_dim
         self.power, self.softening = float(power), float(softening)
         dims = [edge_attr_dim + 2 * node_attr_dim + 2] + [hidden_dim] * n_layers + [1]
-        layers: list[nn.Module] = []
-        for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
-            layers.append(nn.Linear(a, b))
-            if i < len(dims) - 2:
-                layers.append(nn.SiLU())
-        self.phi = nn.Sequential(*layers)
+        self.phi = _mlp(dims, act_last=False)
         with torch.no_grad():
             self.phi[-1].weight.zero_()
             self.phi[-1].bias.zero_()
@@ -133,12 +129,9 @@ class PairForceField(nn.Module):
             assert edge_attr is not None
             parts.insert(0, 0.5 * (edge_attr[:, i, j] + edge_attr[:, j, i]))
         pair_force = self.pair_magnitude(r, torch.cat(parts, dim=-1))[..., None] * diff
-        # a_i += f_ij, a_j -= f_ij, as one small matmul with the signed incidence matrix
-        incidence = pos.new_zeros(n, i.numel())
-        cols = torch.arange(i.numel(), device=pos.device)
-        incidence[i, cols] = 1.0
-        incidence[j, cols] = -1.0
-        acc = torch.einsum("np,bpc->bnc", incidence, pair_force)  # [batch, n, 3]
+        # a_i += f_ij, a_j -= f_ij
+        both = torch.cat([pair_force, -pair_force], dim=1)  # [batch, 2 pairs, 3]
+        acc = scatter_sum(both, torch.cat([i, j]), n, dim=1)  # [batch, n, 3]
         if self.log_saturation is None:
             return acc
         s = self.log_saturation.exp()
