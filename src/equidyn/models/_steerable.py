@@ -19,6 +19,7 @@ the prediction is E(3)-equivariant.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 import torch
@@ -322,7 +323,7 @@ def check_hidden_irreps(hidden: Irreps) -> Irreps:
     return hidden
 
 
-class PositionVelocityHeads(nn.Module):
+class PositionVelocityHeads(nn.Module, ABC):
     """``forward`` and ``forward_state`` of a dynamics model from its two readouts.
 
     A subclass implements ``_readouts(pos, vel, node_attr, edge_attr, velocity) -> (δ, u)``
@@ -340,6 +341,7 @@ class PositionVelocityHeads(nn.Module):
 
     velocity_readout: nn.Module | None
 
+    @abstractmethod
     def _readouts(
         self,
         pos: Tensor,
@@ -348,7 +350,7 @@ class PositionVelocityHeads(nn.Module):
         edge_attr: Tensor | None,
         velocity: bool,
     ) -> tuple[Tensor, Tensor | None]:
-        raise NotImplementedError
+        """``(δ, u)``: position update and (if ``velocity``) velocity update, (batch, n, 3)."""
 
     def forward(
         self,
