@@ -20,17 +20,19 @@ the prediction is E(3)-equivariant.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 
+from equidyn.models.egnn import check_particle_inputs
 from equidyn.nn import MLP, Gate, GaussianBasis
 from equidyn.o3 import (
     ChannelwiseTensorProduct,
     FullyConnectedTensorProduct,
     Irrep,
     Irreps,
+    Linear,
     spherical_harmonics,
 )
 
@@ -40,6 +42,8 @@ __all__ = [
     "check_model_sizes",
     "EdgeEmbedding",
     "IrrepsConcat",
+    "PointDynamicsTrunk",
+    "PositionVelocityHeads",
     "SteerableLayer",
     "gate_irreps",
     "neighbour_index",
@@ -381,3 +385,76 @@ class PositionVelocityHeads(nn.Module, ABC):
         delta, u = self._readouts(pos, vel, node_attr, edge_attr, True)
         assert u is not None
         return pos + delta, vel + u  # [batch, n, 3] each
+
+
+class PointDynamicsTrunk(PositionVelocityHeads):
+    """The shared frame of TFN and SE3Transformer: node embedding, ``n_layers`` message layers
+    over the fully connected graph, and ``1o`` readouts for ``δ`` (and ``u``).
+
+    A subclass calls :meth:`_build` from its ``__init__`` with a factory of its layer; the
+    modules are created in the order embedding, layers, readouts (so a seed gives the same
+    weights as it always did).
+    """
+
+    def _build(
+        self,
+        make_layer: Callable[[Irreps, Irreps, int], nn.Module],
+        hidden: Irreps,
+        n_layers: int,
+        node_attr_dim: int,
+        edge_attr_dim: int,
+        *,
+        lmax_sh: int,
+        num_basis: int,
+        r_max: float,
+        readout_init_scale: float,
+        predict_velocity: bool,
+    ) -> None:
+        """``make_layer(hidden, irreps_sh, radial_dim)`` builds one message layer."""
+        self.node_attr_dim, self.edge_attr_dim = node_attr_dim, edge_attr_dim
+        self.hidden_irreps = hidden
+        self.edges = EdgeEmbedding(lmax_sh, num_basis, r_max, edge_attr_dim)
+        self.cat_in = IrrepsConcat([node_input_irreps(node_attr_dim)])
+        self.embed = Linear(self.cat_in.irreps_out, hidden, biases=True)
+        self.layers = nn.ModuleList(
+            make_layer(hidden, self.edges.irreps_sh, self.edges.radial_dim) for _ in range(n_layers)
+        )
+        self.readout = Linear(hidden, "1x1o")
+        with torch.no_grad():  # start close to x' = x: small steps at initialisation
+            self.readout.weight.mul_(readout_init_scale)
+        self.predict_velocity = predict_velocity
+        self.velocity_readout: Linear | None = None
+        if predict_velocity:  # the extra 1o output of the readout: v' - v
+            self.velocity_readout = Linear(hidden, "1x1o")
+            with torch.no_grad():  # start at v' = v exactly
+                self.velocity_readout.weight.zero_()
+
+    def _trunk(
+        self,
+        pos: Tensor,
+        vel: Tensor,
+        node_attr: Tensor,
+        edge_attr: Tensor | None,
+    ) -> Tensor:
+        """Checked inputs → the last hidden features ``h`` (batch, n, hidden)."""
+        check_particle_inputs(
+            pos, vel, node_attr, edge_attr, self.node_attr_dim, self.edge_attr_dim
+        )
+        index = neighbour_index(pos.shape[1], pos.device)  # [n, n - 1]
+        y, radial = self.edges(pos, edge_attr, index)  # [batch, n, n - 1, sh / radial]
+        h = self.embed(self.cat_in(node_inputs(pos, vel, node_attr)))  # [batch, n, hidden]
+        for layer in self.layers:
+            h = layer(h, y, radial, index)
+        return h  # [batch, n, hidden]
+
+    def _readouts(
+        self,
+        pos: Tensor,
+        vel: Tensor,
+        node_attr: Tensor,
+        edge_attr: Tensor | None,
+        velocity: bool,
+    ) -> tuple[Tensor, Tensor | None]:
+        h = self._trunk(pos, vel, node_attr, edge_attr)  # [batch, n, hidden]
+        u = self.velocity_readout(h) if velocity and self.velocity_readout is not None else None
+        return self.readout(h), u  # [batch, n, 3] each

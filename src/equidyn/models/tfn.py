@@ -32,17 +32,11 @@ from torch import Tensor, nn
 
 from equidyn.models._steerable import (
     Convolution,
-    EdgeEmbedding,
-    IrrepsConcat,
-    PositionVelocityHeads,
+    PointDynamicsTrunk,
     check_hidden_irreps,
     check_model_sizes,
     gate_irreps,
-    neighbour_index,
-    node_input_irreps,
-    node_inputs,
 )
-from equidyn.models.egnn import check_particle_inputs
 from equidyn.nn import Gate
 from equidyn.o3 import Irrep, Irreps, Linear
 
@@ -69,6 +63,7 @@ def default_hidden_irreps(hidden_features: int, lmax_hidden: int) -> Irreps:
 class TFNLayer(nn.Module):
     """One TFN layer: convolution, self-interaction, gate, residual (module docstring).
 
+    >>> from equidyn.models._steerable import neighbour_index
     >>> layer = TFNLayer("4x0e + 2x1o", "1x0e + 1x1o + 1x2e", radial_dim=5)
     >>> h, y, rad = torch.randn(2, 3, 10), torch.randn(2, 3, 2, 9), torch.randn(2, 3, 2, 5)
     >>> layer(h, y, rad, neighbour_index(3)).shape
@@ -100,7 +95,7 @@ class TFNLayer(nn.Module):
         return h + self.gate(self.lin_conv(c) + self.lin_self(h))
 
 
-class TFN(PositionVelocityHeads):
+class TFN(PointDynamicsTrunk):
     """TFN for particle dynamics: ``TFN(pos, vel, node_attr, edge_attr) -> positions``.
 
     Args:
@@ -150,53 +145,15 @@ class TFN(PositionVelocityHeads):
             hidden = default_hidden_irreps(hidden_features, lmax_hidden)
         else:
             hidden = check_hidden_irreps(Irreps(hidden_irreps))
-        self.node_attr_dim, self.edge_attr_dim = node_attr_dim, edge_attr_dim
-        self.hidden_irreps = hidden
-        self.edges = EdgeEmbedding(lmax_sh, num_basis, r_max, edge_attr_dim)
-        self.cat_in = IrrepsConcat([node_input_irreps(node_attr_dim)])
-        self.embed = Linear(self.cat_in.irreps_out, hidden, biases=True)
-        self.layers = nn.ModuleList(
-            TFNLayer(
-                hidden, self.edges.irreps_sh, self.edges.radial_dim, radial_hidden=radial_hidden
-            )
-            for _ in range(n_layers)
+        self._build(
+            lambda hid, sh, radial: TFNLayer(hid, sh, radial, radial_hidden=radial_hidden),
+            hidden,
+            n_layers,
+            node_attr_dim,
+            edge_attr_dim,
+            lmax_sh=lmax_sh,
+            num_basis=num_basis,
+            r_max=r_max,
+            readout_init_scale=readout_init_scale,
+            predict_velocity=predict_velocity,
         )
-        self.readout = Linear(hidden, "1x1o")
-        with torch.no_grad():  # start close to x' = x: small steps at initialisation
-            self.readout.weight.mul_(readout_init_scale)
-        self.predict_velocity = predict_velocity
-        self.velocity_readout: Linear | None = None
-        if predict_velocity:  # the extra 1o output of the readout: v' - v
-            self.velocity_readout = Linear(hidden, "1x1o")
-            with torch.no_grad():  # start at v' = v exactly
-                self.velocity_readout.weight.zero_()
-
-    def _trunk(
-        self,
-        pos: Tensor,
-        vel: Tensor,
-        node_attr: Tensor,
-        edge_attr: Tensor | None,
-    ) -> Tensor:
-        """Checked inputs → the last hidden features ``h`` (batch, n, hidden)."""
-        check_particle_inputs(
-            pos, vel, node_attr, edge_attr, self.node_attr_dim, self.edge_attr_dim
-        )
-        index = neighbour_index(pos.shape[1], pos.device)  # [n, n - 1]
-        y, radial = self.edges(pos, edge_attr, index)  # [batch, n, n - 1, sh / radial]
-        h = self.embed(self.cat_in(node_inputs(pos, vel, node_attr)))  # [batch, n, hidden]
-        for layer in self.layers:
-            h = layer(h, y, radial, index)
-        return h  # [batch, n, hidden]
-
-    def _readouts(
-        self,
-        pos: Tensor,
-        vel: Tensor,
-        node_attr: Tensor,
-        edge_attr: Tensor | None,
-        velocity: bool,
-    ) -> tuple[Tensor, Tensor | None]:
-        h = self._trunk(pos, vel, node_attr, edge_attr)  # [batch, n, hidden]
-        u = self.velocity_readout(h) if velocity and self.velocity_readout is not None else None
-        return self.readout(h), u  # [batch, n, 3] each
