@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from equidyn._cache import default_cache_dir
 from equidyn.graph import AtomicGraph, radius_graph
 
 __all__ = ["builtin_dataset", "builtin_dataset_path", "default_cache_dir", "BUILTIN_DATASETS"]
@@ -45,12 +46,6 @@ __all__ = ["builtin_dataset", "builtin_dataset_path", "default_cache_dir", "BUIL
 BUILTIN_DATASETS = ("cuau-emt",)
 _GENERATOR_VERSION = 1
 _CUAU_TYPE_MAP = (29, 79)
-
-
-def default_cache_dir() -> Path:
-    """``$EQUIDYN_CACHE`` if set, else ``~/.cache/equidyn``."""
-    env = os.environ.get("EQUIDYN_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "equidyn"
 
 
 def _generate_cuau_emt(p: dict) -> dict[str, np.ndarray]:

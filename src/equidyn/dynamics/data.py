@@ -20,10 +20,11 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from equidyn.dynamics.systems import simulate_charged_nbody
+from equidyn._cache import default_cache_dir
+from equidyn.dynamics.systems import egnn_reference_initial_states, simulate_charged_nbody
 from equidyn.train.checkpoint import atomic_save
 
-__all__ = ["SPLITS", "ChargedNBodyDataset", "cache_dir", "load_charged_nbody"]
+__all__ = ["DRAWS", "SPLITS", "ChargedNBodyDataset", "cache_dir", "load_charged_nbody"]
 
 #: split name -> (number of trajectories, seed offset, number of simulation steps)
 SPLITS: dict[str, tuple[int, int, int]] = {
@@ -43,20 +44,39 @@ def cache_dir(path: str | os.PathLike[str] | None = None) -> Path:
     """
     if path is not None:
         return Path(path)
-    env = os.environ.get("EQUIDYN_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "equidyn"
+    return default_cache_dir()
+
+
+#: where the initial states come from: ``"equidyn"`` (seeded torch draws, ``seed`` picks the
+#: draw) or ``"egnn"`` (the EGNN repository's own ``nbody_small`` draw, NumPy seed 43; see
+#: :func:`~equidyn.dynamics.systems.egnn_reference_initial_states`)
+DRAWS = ("equidyn", "egnn")
 
 
 def load_charged_nbody(
-    split: str, *, seed: int = 0, cache: str | os.PathLike[str] | None = None
+    split: str,
+    *,
+    seed: int = 0,
+    cache: str | os.PathLike[str] | None = None,
+    draw: str = "equidyn",
 ) -> dict[str, torch.Tensor]:
     """All trajectories of one split (float64), generated and cached on first use.
 
     Returns the dict of :func:`~equidyn.dynamics.systems.simulate_charged_nbody`
     (``pos``/``vel`` of shape (trajectories, frames, 5, 3), ``charges`` (trajectories, 5)).
+    ``draw="egnn"`` replays the initial states of the EGNN repository's data set (train,
+    valid and test only; ``seed`` must be 0), so that results compare with the published
+    ones on the very same trajectories.
     """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {sorted(SPLITS)}")
+    if draw not in DRAWS:
+        raise ValueError(f"unknown draw {draw!r}; expected one of {DRAWS}")
+    if draw == "egnn" and (split == "rollout" or seed != 0):
+        raise ValueError(
+            "the 'egnn' draw has only the train, valid and test splits of one fixed data set "
+            f"(seed 0); got split {split!r}, seed {seed}"
+        )
     n_traj, offset, n_steps = SPLITS[split]
     params = {
         "system": "charged_nbody",
@@ -72,11 +92,17 @@ def load_charged_nbody(
         "seed": 10 * int(seed) + offset,
         "version": 1,
     }
+    if draw == "egnn":
+        params.update(draw="egnn", seed=43)
     key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
-    path = cache_dir(cache) / f"charged_nbody_{split}_s{seed}_{key}.pt"
+    tag = "egnn" if draw == "egnn" else f"s{seed}"
+    path = cache_dir(cache) / f"charged_nbody_{split}_{tag}_{key}.pt"
     if path.exists():
         return torch.load(path, weights_only=True)
-    gen = {k: v for k, v in params.items() if k not in ("system", "version")}
+    gen = {k: v for k, v in params.items() if k not in ("system", "version", "draw")}
+    if draw == "egnn":
+        q, x0, v0 = egnn_reference_initial_states(seed=43)[split]
+        gen["initial"] = (q[:n_traj], x0[:n_traj], v0[:n_traj])
     data = simulate_charged_nbody(gen.pop("n_trajectories"), **gen)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_save(data, path)
@@ -114,8 +140,9 @@ class ChargedNBodyDataset(Dataset):
         seed: int = 0,
         dtype: torch.dtype = torch.float32,
         cache: str | os.PathLike[str] | None = None,
+        draw: str = "equidyn",
     ) -> None:
-        data = load_charged_nbody(split, seed=seed, cache=cache)
+        data = load_charged_nbody(split, seed=seed, cache=cache, draw=draw)
         n_total, n_frames = data["pos"].shape[:2]
         if size is not None and not 1 <= size <= n_total:
             raise ValueError(f"size must be in 1..{n_total} for split {split!r}, got {size}")

@@ -36,6 +36,7 @@ __all__ = [
     "sample_gravity",
     "sample_mass_spring",
     "simulate",
+    "egnn_reference_initial_states",
     "simulate_charged_nbody",
 ]
 
@@ -257,13 +258,16 @@ def simulate_charged_nbody(
     speed: float = 0.5,
     strength: float = 1.0,
     seed: int = 0,
+    initial: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Charged N-body trajectories by the EGNN protocol (defaults = the protocol), float64.
 
     As in the reference generator the steps run ``1 .. n_steps − 1`` and a frame is kept
     whenever the step is a multiple of ``save_every``: 49 frames for the defaults, frame ``k``
     after step ``100 (k + 1)``. Random draws come from a ``torch.Generator`` seeded with
-    ``seed``, in this order: charges, positions, velocity directions.
+    ``seed``, in this order: charges, positions, velocity directions; or ``initial`` gives
+    ``(charges (T, n), positions (T, n, 3), velocities (T, n, 3))`` (then ``seed``,
+    ``loc_std`` and ``speed`` are unused), e.g. :func:`egnn_reference_initial_states`.
 
     Returns ``{"pos": (T, F, n, 3), "vel": (T, F, n, 3), "charges": (T, n), "pos0", "vel0"}``
     where ``pos0``/``vel0`` (T, n, 3) are the initial state (before the first step).
@@ -276,12 +280,30 @@ def simulate_charged_nbody(
         raise ValueError(
             f"need n_trajectories >= 1 and n_particles >= 2, got {n_trajectories}, {n_particles}"
         )
-    g = torch.Generator().manual_seed(int(seed))
-    f64 = torch.float64
-    charges = torch.randint(0, 2, (n_trajectories, n_particles), generator=g).to(f64) * 2 - 1
-    x0 = torch.randn(n_trajectories, n_particles, 3, generator=g, dtype=f64) * loc_std
-    direction = torch.randn(n_trajectories, n_particles, 3, generator=g, dtype=f64)
-    v0 = direction * (speed / direction.norm(dim=-1, keepdim=True))
+    if initial is not None:
+        charges, x0, v0 = (t.to(torch.float64) for t in initial)
+        if (
+            charges.shape != (n_trajectories, n_particles)
+            or x0.shape != v0.shape
+            or x0.shape
+            != (
+                n_trajectories,
+                n_particles,
+                3,
+            )
+        ):
+            raise ValueError(
+                f"initial must be charges ({n_trajectories}, {n_particles}) and positions, "
+                f"velocities ({n_trajectories}, {n_particles}, 3), got "
+                f"{[tuple(t.shape) for t in initial]}"
+            )
+    else:
+        g = torch.Generator().manual_seed(int(seed))
+        f64 = torch.float64
+        charges = torch.randint(0, 2, (n_trajectories, n_particles), generator=g).to(f64) * 2 - 1
+        x0 = torch.randn(n_trajectories, n_particles, 3, generator=g, dtype=f64) * loc_std
+        direction = torch.randn(n_trajectories, n_particles, 3, generator=g, dtype=f64)
+        v0 = direction * (speed / direction.norm(dim=-1, keepdim=True))
     # one thread: the ops are small element-wise ones, where extra threads only add
     # synchronisation (on a busy 2-core machine two threads are 20x slower)
     threads = torch.get_num_threads()
@@ -300,6 +322,57 @@ def simulate_charged_nbody(
     finally:
         torch.set_num_threads(threads)
     return {"pos": pos, "vel": vel, "charges": charges, "pos0": x0, "vel0": v0}
+
+
+def egnn_reference_initial_states(
+    seed: int = 43, n_train: int = 10000, n_valid: int = 2000, n_test: int = 2000
+) -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """The initial states of the EGNN repository's own ``nbody_small`` data set (float64).
+
+    Its generator seeds NumPy's global legacy generator once (``seed`` 43 for
+    ``nbody_small``) and then makes, for each of ``n_train``, ``n_valid`` and ``n_test``
+    trajectories in turn, the same draws: the charges (``choice`` of −1, 0, 1 with
+    probabilities ½, 0, ½), positions ``randn(3, n)``, velocity directions ``randn(3, n)``
+    (scaled to speed 0.5; a start outside the box ±5 is reflected into it, as there) and two
+    ``randn(49, 3, n)`` observation-noise arrays that are
+    multiplied by a zero noise variance. Replaying those draws with
+    ``numpy.random.RandomState(seed)`` gives the same initial states; the trajectories then
+    follow from :func:`simulate_charged_nbody` with ``initial=``. The EGNN training set is
+    the first 3000 of the ``n_train`` trajectories.
+
+    Returns ``{"train" | "valid" | "test": (charges (T, 5), positions (T, 5, 3),
+    velocities (T, 5, 3))}``.
+
+    >>> s = egnn_reference_initial_states(n_train=2, n_valid=1, n_test=1)
+    >>> [tuple(t.shape) for t in s["train"]], s["test"][0].abs().unique().tolist()
+    ([(2, 5), (2, 5, 3), (2, 5, 3)], [1.0])
+    """
+    import numpy as np
+
+    rs = np.random.RandomState(seed)
+    n, frames = 5, 49
+    out = {}
+    for split, count in (("train", n_train), ("valid", n_valid), ("test", n_test)):
+        q, x, v = [], [], []
+        for _ in range(count):
+            q.append(rs.choice(np.array([-1.0, 0.0, 1.0]), size=(n, 1), p=[0.5, 0.0, 0.5]))
+            pos = rs.randn(3, n)
+            d = rs.randn(3, n)
+            vel = d * 0.5 / np.sqrt((d**2).sum(axis=0)).reshape(1, -1)
+            # the generator reflects a start outside its box of ±5 once (5-sigma, rare)
+            over, under = pos > 5.0, pos < -5.0
+            pos[over], vel[over] = 10.0 - pos[over], -np.abs(vel[over])
+            pos[under], vel[under] = -10.0 - pos[under], np.abs(vel[under])
+            x.append(pos.T)
+            v.append(vel.T)
+            rs.randn(frames, 3, n)  # the zero-variance noise on positions
+            rs.randn(frames, 3, n)  # ... and on velocities
+        out[split] = (
+            torch.tensor(np.stack(q)[..., 0]),  # [T, n]
+            torch.tensor(np.stack(x)),  # [T, n, 3]
+            torch.tensor(np.stack(v)),
+        )
+    return out
 
 
 def _charged_semi_implicit_euler(

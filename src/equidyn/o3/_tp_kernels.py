@@ -147,6 +147,23 @@ def _bmm(a: Tensor, b: Tensor, inplace: bool = True) -> Tensor:
     return y
 
 
+def graph_backward(
+    reference: Callable[..., Tensor],
+    g: Tensor,
+    x1: Tensor,
+    x2: Tensor,
+    w: Tensor,
+    need: tuple[bool, ...],
+) -> list[Tensor | None]:
+    """Gradients of ``reference(x1, x2, w)`` against ``g`` with a graph (``create_graph``), so
+    that the fast kernels' backward is itself differentiable (forces in a loss)."""
+    inputs = [t for t, r in zip((x1, x2, w), need) if r]
+    with torch.enable_grad():
+        out = reference(x1, x2, w)
+    grads = iter(torch.autograd.grad(out, inputs, g, create_graph=True, allow_unused=True))
+    return [next(grads) if r else None for r in need]
+
+
 class ConvFunction(torch.autograd.Function):
     """``out = conv(x1, x2, w)`` with the functional fallback ``reference`` for double
     backward. Inputs: x1 ``[Z, dim1]``, x2 ``[Z, dim2]``, w ``[Z, numel]`` or ``[numel]``,
@@ -205,11 +222,7 @@ class ConvFunction(torch.autograd.Function):
         need = ctx.needs_input_grad[2:5]
         if torch.is_grad_enabled():
             # a graph of the backward is requested: differentiate the functional version
-            inputs = [t for t, r in zip((x1, x2, w), need) if r]
-            with torch.enable_grad():
-                out = ctx.reference(x1, x2, w)
-            grads = iter(torch.autograd.grad(out, inputs, g, create_graph=True, allow_unused=True))
-            res = [next(grads) if r else None for r in need]
+            res = graph_backward(ctx.reference, g, x1, x2, w, need)
             return (None, None, *res, *([None] * n))
         Z = x1.shape[0]
         gx1 = gx2 = gw = None

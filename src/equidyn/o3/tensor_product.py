@@ -56,6 +56,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from equidyn.o3._native import NativeConv, NativeConvFunction
 from equidyn.o3._tp_kernels import ConvFunction, ConvGroup, ConvPlan, ConvRun, _bmm, plan_runs
 from equidyn.o3._weights import resolve_weight
 from equidyn.o3.irreps import Irrep, Irreps
@@ -429,6 +430,7 @@ class TensorProduct(nn.Module):
                 self._other.append({"path": i, "C": const(C.reshape(d1, -1))})
 
         self._conv_plan, self._conv_consts = self._make_conv_plan(live, const)
+        self._native: NativeConv | None = None  # built on first use
         for name, t in self._exact.items():
             self.register_buffer(name, t.to(torch.get_default_dtype()), persistent=False)
 
@@ -553,7 +555,13 @@ class TensorProduct(nn.Module):
 
     def _main(self, x1: Tensor, x2: Tensor, weight: Tensor, shared: bool, Z: int) -> Tensor:
         if self._conv_plan is not None and not torch.compiler.is_compiling():
-            # eager fast path (same numbers; see equidyn.o3._tp_kernels)
+            # eager fast paths (same numbers): the native kernel (equidyn.o3._native), else
+            # the torch-op kernel (equidyn.o3._tp_kernels)
+            if self._native is None:
+                exact = [self._exact[name] for name in self._conv_consts]
+                self._native = NativeConv(self._conv_plan, exact)
+            if self._native.usable(x1, x2, weight):
+                return NativeConvFunction.apply(self._native, self._reference, x1, x2, weight)
             consts = [getattr(self, name) for name in self._conv_consts]
             return ConvFunction.apply(
                 self._conv_plan, self._reference, x1, x2, weight, *consts

@@ -1,0 +1,314 @@
+r"""Native (C, compiled on first use) CPU kernel of the convolution tensor product.
+
+The hot loop of NequIP, MACE, TFN and SEGNN is a channelwise ``uvu`` tensor product of node
+features with the spherical harmonics of each edge, weighted per edge and channel. With the
+plan of :mod:`equidyn.o3._tp_kernels` (groups of paths per ``x1`` block ``a``, runs of paths
+with adjacent outputs), every sample :math:`z` computes, per group,
+
+.. math::
+    M_{k i} = \sum_j x^{(2)}_{z j}\, C^{(a)}_{j k i}, \qquad
+    Y_{k u} = \sum_i M_{k i}\, x^{(1)}_{z, a, u i}, \qquad
+    \mathrm{out}_{z, p, u k'} = w_{z, p, u}\, Y_{k_0(p) + k', u},
+
+and the backward, from :math:`G = \partial L / \partial\,\mathrm{out}` and
+:math:`\bar G_{k u} = w_{z,p,u} G_{z,p,u k'}`,
+
+.. math::
+    \frac{\partial L}{\partial w_{z p u}} = \sum_{k'} G_{z,p,u k'} Y_{k u}, \quad
+    \frac{\partial L}{\partial x^{(1)}_{z a u i}} = \sum_k M_{k i} \bar G_{k u}, \quad
+    \frac{\partial L}{\partial x^{(2)}_{z j}} = \sum_{k i} C^{(a)}_{j k i}
+        \sum_u \bar G_{k u}\, x^{(1)}_{z a u i}.
+
+Everything of one sample stays in a few kilobytes of scratch (``C`` is stored sparse), so the
+kernel streams its inputs and outputs once per pass: no ``[Z, K, U]`` intermediates are
+written to memory or saved for the backward (the backward recomputes ``M`` and ``Y``), which
+is where the torch-op kernel spends its time and memory. Samples are split over
+``torch.get_num_threads()`` POSIX threads; the inner loops over channels ``u`` vectorise.
+
+The C source ships next to this file. It is compiled with the system C compiler (``$CC``,
+else ``cc``) into ``<cache>/kernels/`` (``$EQUIDYN_CACHE`` or ``~/.cache/equidyn``), written
+atomically, keyed by the source, the flags and the CPU, once per real type. Where there is
+no compiler, the compilation fails, the tensors are not CPU float32/float64, or
+``EQUIDYN_NATIVE=0`` is set, :func:`available` is false and equidyn uses the torch-op kernel
+(same numbers; one warning says why). ``torch.compile`` traces the functional version.
+
+>>> import torch
+>>> from equidyn import o3
+>>> tp = o3.ChannelwiseTensorProduct("8x0e+8x1o", "0e+1o", ["0e", "1o", "1e"])
+>>> x1, x2, w = torch.randn(5, 32), torch.randn(5, 4), torch.randn(5, tp.weight_numel)
+>>> with use_native(False):
+...     ref = tp(x1, x2, w)
+>>> bool(torch.allclose(tp(x1, x2, w), ref, atol=1e-5))
+True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from equidyn._cache import default_cache_dir
+from equidyn.o3._tp_kernels import graph_backward
+
+__all__ = ["NativeConv", "NativeConvFunction", "available", "use_native"]
+
+_SOURCE = Path(__file__).with_name("_native_conv.c")
+_FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-pthread", "-fopenmp-simd"]
+_REAL = {torch.float32: "float", torch.float64: "double"}
+_lock = threading.Lock()
+_libs: dict[torch.dtype, ctypes.CDLL | None] = {}
+_failure: str | None = None
+_enabled = os.environ.get("EQUIDYN_NATIVE", "1") != "0"
+
+_i64 = ctypes.c_int64
+_ptr = ctypes.c_void_p
+
+
+def _cpu_key() -> str:
+    """What ``-march=native`` depends on: the CPU model and its flags."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor() or platform.machine()
+    keep = [ln for ln in lines if ln.startswith(("model name", "flags", "Features"))]
+    return "\n".join(sorted(set(keep)))
+
+
+def _compile(dtype: torch.dtype) -> ctypes.CDLL:
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        raise RuntimeError("no C compiler found (set $CC or install cc)")
+    real = _REAL[dtype]
+    source = _SOURCE.read_bytes()
+    key = hashlib.sha256(
+        b"\0".join([source, " ".join(_FLAGS).encode(), real.encode(), cc.encode()])
+        + _cpu_key().encode()
+    ).hexdigest()[:16]
+    directory = default_cache_dir() / "kernels"
+    path = directory / f"conv_tp_{real}_{key}.so"
+    if not path.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".conv_tp-", suffix=".so", dir=directory)
+        os.close(fd)
+        try:
+            cmd = [cc, *_FLAGS, f"-DREAL={real}", str(_SOURCE), "-o", tmp]
+            res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+            if res.returncode != 0:
+                raise RuntimeError(f"{' '.join(cmd)} failed:\n{res.stderr.strip()[-2000:]}")
+            os.chmod(tmp, 0o755)
+            os.replace(tmp, path)  # atomic: concurrent processes never load a partial file
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    lib = ctypes.CDLL(str(path))
+    lib.conv_forward.restype = ctypes.c_int
+    lib.conv_forward.argtypes = [_i64] * 7 + [_ptr] * 9 + [ctypes.c_int]
+    lib.conv_backward.restype = ctypes.c_int
+    lib.conv_backward.argtypes = [_i64] * 6 + [_ptr] * 12 + [ctypes.c_int]
+    return lib
+
+
+def _library(dtype: torch.dtype) -> ctypes.CDLL | None:
+    """The compiled kernel for ``dtype``, or ``None`` (after one warning) if it cannot be built."""
+    global _failure
+    if dtype not in _REAL:
+        return None
+    with _lock:
+        if dtype not in _libs:
+            if _failure is not None:
+                _libs[dtype] = None
+            else:
+                try:
+                    _libs[dtype] = _compile(dtype)
+                except Exception as e:  # no compiler, failed build, unloadable library
+                    _failure = f"{type(e).__name__}: {e}"
+                    _libs[dtype] = None
+                    warnings.warn(
+                        "equidyn: the native tensor-product kernel is unavailable, using the "
+                        f"slower torch-op kernel instead ({_failure})",
+                        RuntimeWarning,
+                        stacklevel=3,
+                    )
+        return _libs[dtype]
+
+
+def available(dtype: torch.dtype = torch.float32) -> bool:
+    """Whether the native kernel is enabled and builds for ``dtype`` on this machine.
+
+    >>> isinstance(available(), bool)
+    True
+    """
+    return _enabled and _library(dtype) is not None
+
+
+@contextlib.contextmanager
+def use_native(enabled: bool) -> Iterator[None]:
+    """Turn the native kernel on or off inside a ``with`` block (for comparisons and tests).
+
+    >>> with use_native(False):
+    ...     available()
+    False
+    """
+    global _enabled
+    before = _enabled
+    _enabled = enabled
+    try:
+        yield
+    finally:
+        _enabled = before
+
+
+def _p(t: Tensor | None) -> int | None:
+    return None if t is None else t.data_ptr()
+
+
+class NativeConv:
+    """The plan of one convolution in the arrays the C kernel reads.
+
+    ``groups`` ``[G, 8]``: ``x1_off, U, d1, K, nz_begin, nz_end, run_begin, run_end``;
+    ``runs`` ``[R, 6]``: ``k0, Q, d3, out_off, w_off, first`` (see
+    :class:`equidyn.o3._tp_kernels.ConvRun`); the nonzero entries of every group's
+    ``C_a`` ``[dim2, K, d1]`` as rows ``nz_j``, flat columns ``nz_ki = k d1 + i`` and values
+    (float64, rounded once per dtype).
+    """
+
+    def __init__(self, plan: Any, constants: list[Tensor]) -> None:
+        groups, runs, js, kis, vals = [], [], [], [], []
+        nz = 0
+        for g, C in zip(plan.groups, constants):
+            j, ki = torch.nonzero(C, as_tuple=True)  # C [dim2, K * d1], float64
+            js.append(j)
+            kis.append(ki)
+            vals.append(C[j, ki])
+            r0 = len(runs)
+            runs.extend([r.k0, r.Q, r.d3, r.out_off, r.w_off, int(r.first)] for r in g.runs)
+            groups.append([g.x1_off, g.U, g.d1, g.K, nz, nz + j.numel(), r0, len(runs)])
+            nz += j.numel()
+        self.plan = plan
+        self.groups = torch.tensor(groups, dtype=torch.int64).reshape(-1, 8)
+        self.runs = torch.tensor(runs, dtype=torch.int64).reshape(-1, 6)
+        self.nz_j = torch.cat(js).to(torch.int64) if js else torch.zeros(0, dtype=torch.int64)
+        self.nz_ki = torch.cat(kis).to(torch.int64) if kis else torch.zeros(0, dtype=torch.int64)
+        self._values = torch.cat(vals) if vals else torch.zeros(0, dtype=torch.float64)
+        self._by_dtype: dict[torch.dtype, Tensor] = {}
+
+    def _values_as(self, dtype: torch.dtype) -> Tensor:
+        if dtype not in self._by_dtype:
+            self._by_dtype[dtype] = self._values.to(dtype)
+        return self._by_dtype[dtype]
+
+    def _head(self, Z: int) -> list[Any]:
+        p = self.plan
+        return [Z, p.dim1, p.dim2, p.dim_out, p.numel, len(p.groups)]
+
+    def _tail(self, dtype: torch.dtype) -> list[Any]:
+        return [_p(self.groups), _p(self.runs), _p(self.nz_j), _p(self.nz_ki)] + [
+            _p(self._values_as(dtype))
+        ]
+
+    def usable(self, x1: Tensor, x2: Tensor, w: Tensor) -> bool:
+        """Whether these inputs can take the native kernel (CPU, float32/64, per-sample w)."""
+        return (
+            _enabled
+            and x1.device.type == "cpu"
+            and x1.dtype in _REAL
+            and x2.dtype == x1.dtype
+            and w.dtype == x1.dtype
+            and x2.device.type == "cpu"
+            and w.device.type == "cpu"
+            and w.ndim == 2
+            and _library(x1.dtype) is not None
+        )
+
+    def forward(self, x1: Tensor, x2: Tensor, w: Tensor) -> Tensor:
+        """``out`` ``[Z, dim_out]`` from x1 ``[Z, dim1]``, x2 ``[Z, dim2]``, w ``[Z, numel]``."""
+        x1, x2, w = x1.contiguous(), x2.contiguous(), w.contiguous()
+        Z = x1.shape[0]
+        out = x1.new_empty(Z, self.plan.dim_out)
+        if Z == 0:
+            return out
+        lib = _library(x1.dtype)
+        assert lib is not None
+        status = lib.conv_forward(
+            *self._head(Z),
+            int(self.plan.covered),
+            *self._tail(x1.dtype),
+            _p(x1),
+            _p(x2),
+            _p(w),
+            _p(out),
+            torch.get_num_threads(),
+        )
+        if status != 0:
+            raise MemoryError("native tensor-product kernel: out of memory for its scratch")
+        return out  # [Z, dim_out]
+
+    def backward(
+        self, g: Tensor, x1: Tensor, x2: Tensor, w: Tensor, need: tuple[bool, bool, bool]
+    ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        """Gradients of x1, x2, w (``None`` where ``need`` is false) from ``g`` ``[Z, dim_out]``."""
+        g, x1, x2, w = g.contiguous(), x1.contiguous(), x2.contiguous(), w.contiguous()
+        plan = self.plan
+        gx1 = gx2 = gw = None
+        if need[0]:
+            gx1 = torch.empty_like(x1) if plan.x1_covered else torch.zeros_like(x1)
+        if need[1]:
+            gx2 = torch.empty_like(x2)
+        if need[2]:
+            gw = torch.empty_like(w) if plan.w_covered else torch.zeros_like(w)
+        Z = x1.shape[0]
+        if Z == 0 or not any(need):
+            return gx1, gx2, gw
+        lib = _library(x1.dtype)
+        assert lib is not None
+        status = lib.conv_backward(
+            *self._head(Z),
+            *self._tail(x1.dtype),
+            _p(x1),
+            _p(x2),
+            _p(w),
+            _p(g),
+            _p(gx1),
+            _p(gx2),
+            _p(gw),
+            torch.get_num_threads(),
+        )
+        if status != 0:
+            raise MemoryError("native tensor-product kernel: out of memory for its scratch")
+        return gx1, gx2, gw
+
+
+class NativeConvFunction(torch.autograd.Function):
+    """``out = conv(x1, x2, w)`` by the native kernel; the backward is native too, except
+    when a graph of it is requested (``create_graph=True``): then it differentiates the
+    functional ``reference``, so higher derivatives stay exact."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, kernel: NativeConv, reference: Any, x1: Tensor, x2: Tensor, w: Tensor
+    ) -> Tensor:
+        ctx.kernel, ctx.reference = kernel, reference
+        ctx.save_for_backward(x1, x2, w)
+        return kernel.forward(x1, x2, w)  # [Z, dim_out]
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        x1, x2, w = ctx.saved_tensors
+        need = tuple(ctx.needs_input_grad[2:5])
+        if torch.is_grad_enabled():
+            return (None, None, *graph_backward(ctx.reference, g, x1, x2, w, need))
+        return (None, None, *ctx.kernel.backward(g, x1, x2, w, need))
