@@ -178,6 +178,10 @@ def main() -> None:
     malloc = {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")}
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, float32")
     print(f"allocator: {malloc or 'glibc defaults (no MALLOC_* variables set)'}")
+    from equidyn.o3 import _native
+
+    kernel = "native C kernel" if _native.available() else "torch-op kernel (EQUIDYN_NATIVE=0)"
+    print(f"equidyn convolution kernel: {kernel}")
     mm = matmul_gflops(repeats)
     print(f"fp32 2048^2 matmul: {mm:.1f} GFLOP/s")
     header = (

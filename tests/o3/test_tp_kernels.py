@@ -1,14 +1,23 @@
-"""The eager convolution kernel (equidyn.o3._tp_kernels): runs of several paths, several paths
-into one output block, unreached output blocks, scalar and vector input blocks, shared and
-per-sample weights, empty batches; always against the functional version."""
+"""The eager convolution kernels, native (equidyn.o3._native) and torch-op
+(equidyn.o3._tp_kernels): runs of several paths, several paths into one output block,
+unreached output blocks, scalar and vector input blocks, shared and per-sample weights, empty
+batches; always against the functional version."""
 
 import pytest
 import torch
 
 from equidyn import o3
+from equidyn.o3 import _native
 from equidyn.o3._tp_kernels import _bmm, plan_runs
 
 F64 = torch.float64
+
+
+@pytest.fixture(params=["native", "torch-op"], autouse=True)
+def kernel(request):
+    """Every test here runs with the native kernel on and off."""
+    with _native.use_native(request.param == "native"):
+        yield request.param
 
 
 def _product() -> o3.TensorProduct:

@@ -47,6 +47,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import hashlib
+import itertools
 import os
 import platform
 import shutil
@@ -54,6 +55,7 @@ import subprocess
 import tempfile
 import threading
 import warnings
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -62,9 +64,8 @@ import torch
 from torch import Tensor
 
 from equidyn._cache import default_cache_dir
-from equidyn.o3._tp_kernels import graph_backward
 
-__all__ = ["NativeConv", "NativeConvFunction", "available", "use_native"]
+__all__ = ["NativeConv", "available", "conv_tp", "conv_tp_backward", "use_native"]
 
 _SOURCE = Path(__file__).with_name("_native_conv.c")
 _FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-pthread", "-fopenmp-simd"]
@@ -146,6 +147,14 @@ def _library(dtype: torch.dtype) -> ctypes.CDLL | None:
         return _libs[dtype]
 
 
+def _built(dtype: torch.dtype) -> bool:
+    """Whether the kernel for ``dtype`` is loaded; under ``torch.compile`` only what was
+    built before tracing counts (building takes a lock and a subprocess)."""
+    if torch.compiler.is_compiling():
+        return _libs.get(dtype) is not None
+    return _library(dtype) is not None
+
+
 def available(dtype: torch.dtype = torch.float32) -> bool:
     """Whether the native kernel is enabled and builds for ``dtype`` on this machine.
 
@@ -187,6 +196,7 @@ class NativeConv:
     """
 
     def __init__(self, plan: Any, constants: list[Tensor]) -> None:
+        self._args = (plan, constants)
         groups, runs, js, kis, vals = [], [], [], [], []
         nz = 0
         for g, C in zip(plan.groups, constants):
@@ -205,6 +215,15 @@ class NativeConv:
         self.nz_ki = torch.cat(kis).to(torch.int64) if kis else torch.zeros(0, dtype=torch.int64)
         self._values = torch.cat(vals) if vals else torch.zeros(0, dtype=torch.float64)
         self._by_dtype: dict[torch.dtype, Tensor] = {}
+        self.key = next(_keys)  # how conv_tp finds this plan
+        _PLANS[self.key] = self
+        if _enabled:  # build (or load) the kernels now: torch.compile cannot do it
+            for dtype in _REAL:
+                _library(dtype)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # a copy (pickle, deepcopy) is built anew, so that it registers a key of its own
+        return (NativeConv, self._args)
 
     def _values_as(self, dtype: torch.dtype) -> Tensor:
         if dtype not in self._by_dtype:
@@ -231,7 +250,7 @@ class NativeConv:
             and x2.device.type == "cpu"
             and w.device.type == "cpu"
             and w.ndim == 2
-            and _library(x1.dtype) is not None
+            and _built(x1.dtype)
         )
 
     def forward(self, x1: Tensor, x2: Tensor, w: Tensor) -> Tensor:
@@ -292,23 +311,82 @@ class NativeConv:
         return gx1, gx2, gw
 
 
-class NativeConvFunction(torch.autograd.Function):
-    """``out = conv(x1, x2, w)`` by the native kernel; the backward is native too, except
-    when a graph of it is requested (``create_graph=True``): then it differentiates the
-    functional ``reference``, so higher derivatives stay exact."""
+#: live plans by key (weak: a plan lives as long as its module)
+_PLANS: weakref.WeakValueDictionary[int, NativeConv] = weakref.WeakValueDictionary()
+_keys = itertools.count()
 
-    @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: Any, kernel: NativeConv, reference: Any, x1: Tensor, x2: Tensor, w: Tensor
-    ) -> Tensor:
-        ctx.kernel, ctx.reference = kernel, reference
-        ctx.save_for_backward(x1, x2, w)
-        return kernel.forward(x1, x2, w)  # [Z, dim_out]
 
-    @staticmethod
-    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        x1, x2, w = ctx.saved_tensors
-        need = tuple(ctx.needs_input_grad[2:5])
-        if torch.is_grad_enabled():
-            return (None, None, *graph_backward(ctx.reference, g, x1, x2, w, need))
-        return (None, None, *ctx.kernel.backward(g, x1, x2, w, need))
+@torch.library.custom_op("equidyn::conv_tp", mutates_args=())
+def conv_tp(x1: Tensor, x2: Tensor, w: Tensor, plan: int) -> Tensor:
+    """``out`` ``[Z, dim_out]`` of the convolution ``plan`` (a :attr:`NativeConv.key`) by the
+    native kernel. A custom operator: ``torch.compile`` keeps it as one opaque call, and its
+    derivatives of every order are again calls of the native kernels (see
+    :func:`_conv_tp_double_backward`)."""
+    return _PLANS[plan].forward(x1, x2, w)
+
+
+@conv_tp.register_fake
+def _(x1: Tensor, x2: Tensor, w: Tensor, plan: int) -> Tensor:
+    return x1.new_empty(x1.shape[0], _PLANS[plan].plan.dim_out)
+
+
+@torch.library.custom_op("equidyn::conv_tp_backward", mutates_args=())
+def conv_tp_backward(
+    g: Tensor, x1: Tensor, x2: Tensor, w: Tensor, plan: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The gradients of ``<g, conv_tp(x1, x2, w)>`` with respect to x1, x2 and w."""
+    gx1, gx2, gw = _PLANS[plan].backward(g, x1, x2, w, (True, True, True))
+    assert gx1 is not None and gx2 is not None and gw is not None
+    return gx1, gx2, gw
+
+
+@conv_tp_backward.register_fake
+def _(g: Tensor, x1: Tensor, x2: Tensor, w: Tensor, plan: int) -> tuple[Tensor, Tensor, Tensor]:
+    return torch.empty_like(x1), torch.empty_like(x2), torch.empty_like(w)
+
+
+def _save_inputs(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+    ctx.save_for_backward(*inputs[:-1])
+    ctx.plan = inputs[-1]
+
+
+def _conv_tp_backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:
+    x1, x2, w = ctx.saved_tensors
+    return (*conv_tp_backward(g, x1, x2, w, ctx.plan), None)
+
+
+def _add(a: Tensor | None, b: Tensor) -> Tensor:
+    return b if a is None else a + b
+
+
+def _conv_tp_double_backward(
+    ctx: Any, a1: Tensor | None, a2: Tensor | None, aw: Tensor | None
+) -> tuple[Tensor | None, ...]:
+    r"""Derivatives of :func:`conv_tp_backward`, from multilinearity alone.
+
+    With :math:`F(g, x_1, x_2, w) = \langle g, T(x_1, x_2, w)\rangle` linear in each argument,
+    the backward returns :math:`(\partial_{x_1} F, \partial_{x_2} F, \partial_w F)`, and the
+    cotangents :math:`(a_1, a_2, a_w)` of those make the scalar
+    :math:`S = F(g, a_1, x_2, w) + F(g, x_1, a_2, w) + F(g, x_1, x_2, a_w)`, whose gradients
+    are forwards (for :math:`g`) and backwards (for :math:`x_1, x_2, w`) of the same kernel.
+    """
+    g, x1, x2, w = ctx.saved_tensors
+    p = ctx.plan
+    dg = dx1 = dx2 = dw = None
+    if a1 is not None:
+        dg = _add(dg, conv_tp(a1, x2, w, p))
+        _, t2, tw = conv_tp_backward(g, a1, x2, w, p)
+        dx2, dw = _add(dx2, t2), _add(dw, tw)
+    if a2 is not None:
+        dg = _add(dg, conv_tp(x1, a2, w, p))
+        t1, _, tw = conv_tp_backward(g, x1, a2, w, p)
+        dx1, dw = _add(dx1, t1), _add(dw, tw)
+    if aw is not None:
+        dg = _add(dg, conv_tp(x1, x2, aw, p))
+        t1, t2, _ = conv_tp_backward(g, x1, x2, aw, p)
+        dx1, dx2 = _add(dx1, t1), _add(dx2, t2)
+    return dg, dx1, dx2, dw, None
+
+
+conv_tp.register_autograd(_conv_tp_backward, setup_context=_save_inputs)
+conv_tp_backward.register_autograd(_conv_tp_double_backward, setup_context=_save_inputs)

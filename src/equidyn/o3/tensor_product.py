@@ -56,7 +56,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from equidyn.o3._native import NativeConv, NativeConvFunction
+from equidyn.o3._native import NativeConv, conv_tp
 from equidyn.o3._tp_kernels import ConvFunction, ConvGroup, ConvPlan, ConvRun, _bmm, plan_runs
 from equidyn.o3._weights import resolve_weight
 from equidyn.o3.irreps import Irrep, Irreps
@@ -430,7 +430,11 @@ class TensorProduct(nn.Module):
                 self._other.append({"path": i, "C": const(C.reshape(d1, -1))})
 
         self._conv_plan, self._conv_consts = self._make_conv_plan(live, const)
-        self._native: NativeConv | None = None  # built on first use
+        self._native: NativeConv | None = None
+        if self._conv_plan is not None:
+            self._native = NativeConv(
+                self._conv_plan, [self._exact[name] for name in self._conv_consts]
+            )
         for name, t in self._exact.items():
             self.register_buffer(name, t.to(torch.get_default_dtype()), persistent=False)
 
@@ -554,14 +558,13 @@ class TensorProduct(nn.Module):
         return out.reshape(*batch, self.irreps_out.dim)
 
     def _main(self, x1: Tensor, x2: Tensor, weight: Tensor, shared: bool, Z: int) -> Tensor:
+        if self._conv_plan is not None:
+            # fast paths (same numbers): the native kernel (equidyn.o3._native; a custom
+            # operator, also under torch.compile), else in eager mode the torch-op kernel
+            # (equidyn.o3._tp_kernels), else the functional version
+            if self._native is not None and self._native.usable(x1, x2, weight):
+                return conv_tp(x1, x2, weight, self._native.key)  # [Z, irreps_out.dim]
         if self._conv_plan is not None and not torch.compiler.is_compiling():
-            # eager fast paths (same numbers): the native kernel (equidyn.o3._native), else
-            # the torch-op kernel (equidyn.o3._tp_kernels)
-            if self._native is None:
-                exact = [self._exact[name] for name in self._conv_consts]
-                self._native = NativeConv(self._conv_plan, exact)
-            if self._native.usable(x1, x2, weight):
-                return NativeConvFunction.apply(self._native, self._reference, x1, x2, weight)
             consts = [getattr(self, name) for name in self._conv_consts]
             return ConvFunction.apply(
                 self._conv_plan, self._reference, x1, x2, weight, *consts
