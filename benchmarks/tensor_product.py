@@ -180,7 +180,8 @@ def main() -> None:
     print(f"allocator: {malloc or 'glibc defaults (no MALLOC_* variables set)'}")
     from equidyn.o3 import _native
 
-    kernel = "native C kernel" if _native.available() else "torch-op kernel (EQUIDYN_NATIVE=0)"
+    native = _native.available()
+    kernel = "native C kernel" if native else "torch-op kernel (native off or unavailable)"
     print(f"equidyn convolution kernel: {kernel}")
     mm = matmul_gflops(repeats)
     print(f"fp32 2048^2 matmul: {mm:.1f} GFLOP/s")
