@@ -30,7 +30,8 @@ else ``cc``) into ``<cache>/kernels/`` (``$EQUIDYN_CACHE`` or ``~/.cache/equidyn
 atomically, keyed by the source, the flags and the CPU, once per real type. Where there is
 no compiler, the compilation fails, the tensors are not CPU float32/float64, or
 ``EQUIDYN_NATIVE=0`` is set, :func:`available` is false and equidyn uses the torch-op kernel
-(same numbers; one warning says why). ``torch.compile`` traces the functional version.
+(same numbers; one warning says why). The kernel is the custom operator :func:`conv_tp`, so
+``torch.compile`` keeps it as one call and every derivative order runs native kernels.
 
 >>> import torch
 >>> from equidyn import o3
