@@ -44,6 +44,33 @@ static void build_m(const Args *a, const i64 *g, const REAL *x2, REAL *M) {
     for (i64 n = g[4]; n < g[5]; ++n) M[a->nz_ki[n]] += a->nz_c[n] * x2[a->nz_j[n]];
 }
 
+/* Runs the statement with the compile-time constant D = d for d = 2 l + 1 = 1, 3, 5, 7, so
+ * that the always_inline loops it calls are instantiated for those sizes and unroll, and with
+ * D = d (generic loops) otherwise. */
+#define WITH_DIM(d, ...)                          \
+    switch (d) {                                  \
+        case 1: {                                 \
+            enum { D = 1 };                       \
+            __VA_ARGS__;                          \
+        } break;                                  \
+        case 3: {                                 \
+            enum { D = 3 };                       \
+            __VA_ARGS__;                          \
+        } break;                                  \
+        case 5: {                                 \
+            enum { D = 5 };                       \
+            __VA_ARGS__;                          \
+        } break;                                  \
+        case 7: {                                 \
+            enum { D = 7 };                       \
+            __VA_ARGS__;                          \
+        } break;                                  \
+        default: {                                \
+            const i64 D = (d);                    \
+            __VA_ARGS__;                          \
+        }                                         \
+    }
+
 /* Transposes between a block x[u, i] (mul_ir) and XT[i, u] (ir_mul); to_xt picks the
  * direction. Instantiated for the usual d1 = 2 l1 + 1 <= 7 so that the i loop unrolls. */
 static inline __attribute__((always_inline)) void transpose_n(REAL *restrict x,
@@ -59,22 +86,7 @@ static inline __attribute__((always_inline)) void transpose_n(REAL *restrict x,
 }
 
 static void transpose(REAL *x, REAL *XT, i64 U, i64 d1, int to_xt) {
-#define CASE(D)                               \
-    case D:                                   \
-        if (to_xt)                            \
-            transpose_n(x, XT, U, D, 1);      \
-        else                                  \
-            transpose_n(x, XT, U, D, 0);      \
-        return;
-    switch (d1) {
-        CASE(1)
-        CASE(3)
-        CASE(5)
-        CASE(7)
-        default:
-            transpose_n(x, XT, U, d1, to_xt);
-    }
-#undef CASE
+    WITH_DIM(d1, if (to_xt) transpose_n(x, XT, U, D, 1); else transpose_n(x, XT, U, D, 0))
 }
 
 static void load_xt(const REAL *x, i64 U, i64 d1, REAL *XT) {
@@ -133,19 +145,7 @@ static inline __attribute__((always_inline)) void dots_n(const REAL *restrict GW
 }
 
 static void dots(const REAL *GW, const REAL *XT, i64 K, i64 d1, i64 U, REAL *GM) {
-#define CASE(D)                             \
-    case D:                                 \
-        dots_n(GW, XT, K, D, U, GM);        \
-        return;
-    switch (d1) {
-        CASE(1)
-        CASE(3)
-        CASE(5)
-        CASE(7)
-        default:
-            dots_n(GW, XT, K, d1, U, GM);
-    }
-#undef CASE
+    WITH_DIM(d1, dots_n(GW, XT, K, D, U, GM))
 }
 
 /* Y[k, u] = sum_i M[k, i] XT[i, u] */
@@ -172,25 +172,7 @@ static inline __attribute__((always_inline)) void write_out_n(REAL *restrict o,
 }
 
 static void write_out(REAL *o, const REAL *Y, const REAL *wq, i64 U, i64 d3, i64 first) {
-#define CASE(D)                                     \
-    case D:                                         \
-        if (first)                                  \
-            write_out_n(o, Y, wq, U, D, 1);         \
-        else                                        \
-            write_out_n(o, Y, wq, U, D, 0);         \
-        return;
-    switch (d3) {
-        CASE(1)
-        CASE(3)
-        CASE(5)
-        CASE(7)
-        default:
-            if (first)
-                write_out_n(o, Y, wq, U, d3, 1);
-            else
-                write_out_n(o, Y, wq, U, d3, 0);
-    }
-#undef CASE
+    WITH_DIM(d3, if (first) write_out_n(o, Y, wq, U, D, 1); else write_out_n(o, Y, wq, U, D, 0))
 }
 
 /* One path's part of the backward: GW[kk, u] = w[u] G[u, kk] and, when Y is given,
@@ -215,22 +197,8 @@ static inline __attribute__((always_inline)) void read_grad_n(REAL *restrict GW,
 
 static void read_grad(REAL *GW, const REAL *G, const REAL *wq, const REAL *Y, REAL *dw, i64 U,
                       i64 d3) {
-#define CASE(D)                                                 \
-    case D:                                                     \
-        if (Y)                                                  \
-            read_grad_n(GW, G, wq, Y, dw, U, D);                \
-        else                                                    \
-            read_grad_n(GW, G, wq, NULL, NULL, U, D);           \
-        return;
-    switch (d3) {
-        CASE(1)
-        CASE(3)
-        CASE(5)
-        CASE(7)
-        default:
-            read_grad_n(GW, G, wq, Y, dw, U, d3);
-    }
-#undef CASE
+    WITH_DIM(d3, if (Y) read_grad_n(GW, G, wq, Y, dw, U, D);
+             else read_grad_n(GW, G, wq, NULL, NULL, U, D))
 }
 
 static void forward_range(const Args *a, i64 z0, i64 z1, REAL *M, REAL *XT, REAL *Y) {
