@@ -3,6 +3,7 @@ and the functional version on the shapes that take its special cases (d = 1, 3, 
 generic loops, channel counts that are not multiples of the vector blocks, several threads),
 differentiable twice, and a clean fallback where it cannot be built."""
 
+import os
 import shutil
 import warnings
 
@@ -14,10 +15,25 @@ from equidyn.o3 import _native
 from equidyn.testing import assert_equivariant
 
 
-def test_builds_where_there_is_a_compiler():
+def _need_compiler() -> None:
+    """Skip where nothing can be built: no C compiler, or the user turned the kernel off."""
     if shutil.which("cc") is None and shutil.which("gcc") is None:
         pytest.skip("no C compiler on this machine: the torch-op kernel is used")
+    if os.environ.get("EQUIDYN_NATIVE") == "0":
+        pytest.skip("EQUIDYN_NATIVE=0: the native kernel is turned off")
+
+
+def test_builds_where_there_is_a_compiler():
+    _need_compiler()
     assert _native.available(torch.float32) and _native.available(torch.float64)
+
+
+def _need_native(dtype: torch.dtype) -> None:
+    """Skip where the native kernel cannot be built (no C compiler, or EQUIDYN_NATIVE=0):
+    there the torch-op kernel runs, which test_tp_kernels.py covers; where a compiler exists,
+    test_builds_where_there_is_a_compiler fails instead of skipping."""
+    if not _native.available(dtype):
+        pytest.skip("no native kernel on this machine (no C compiler or EQUIDYN_NATIVE=0)")
 
 
 def _conv(L: int, mul: int, dtype: torch.dtype) -> o3.ChannelwiseTensorProduct:
@@ -45,8 +61,7 @@ def _inputs(tp, Z, dtype, seed=0):
     ],
 )
 def test_native_equals_torch_op_kernel(L, mul, dtype, tol):
-    if not _native.available(dtype):
-        pytest.skip("native kernel unavailable")
+    _need_native(dtype)
     tp = _conv(L, mul, dtype)
     Z = 300  # > 64 per thread: the work is split over threads
     x1, x2, w = _inputs(tp, Z, dtype)
@@ -68,8 +83,7 @@ def test_native_equals_torch_op_kernel(L, mul, dtype, tol):
 
 
 def test_native_double_backward_and_gradcheck():
-    if not _native.available(torch.float64):
-        pytest.skip("native kernel unavailable")
+    _need_native(torch.float64)
     tp = _conv(2, 2, torch.float64)
     x1, x2, w = _inputs(tp, 3, torch.float64, seed=1)
     assert torch.autograd.gradcheck(tp, (x1, x2, w), fast_mode=True)
@@ -78,8 +92,7 @@ def test_native_double_backward_and_gradcheck():
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_native_equivariance(dtype):
-    if not _native.available(dtype):
-        pytest.skip("native kernel unavailable")
+    _need_native(dtype)
     tp = _conv(3, 4, dtype)
     x1, x2, w = (t.detach() for t in _inputs(tp, 100, dtype, seed=2))
     errs = assert_equivariant(
@@ -96,6 +109,7 @@ def test_fallback_when_the_compiler_fails(monkeypatch, tmp_path):
     monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
     monkeypatch.setattr(_native, "_libs", {})
     monkeypatch.setattr(_native, "_failure", None)
+    monkeypatch.setattr(_native, "_enabled", True)  # even where EQUIDYN_NATIVE=0 is set
     with pytest.warns(RuntimeWarning, match="native tensor-product kernel is unavailable"):
         assert not _native.available(torch.float32)
     with warnings.catch_warnings():
@@ -109,8 +123,7 @@ def test_fallback_when_the_compiler_fails(monkeypatch, tmp_path):
 
 
 def test_build_is_cached_in_the_cache_directory(monkeypatch, tmp_path):
-    if shutil.which("cc") is None and shutil.which("gcc") is None:
-        pytest.skip("no C compiler")
+    _need_compiler()
     monkeypatch.setenv("EQUIDYN_CACHE", str(tmp_path))
     monkeypatch.setattr(_native, "_libs", {})
     monkeypatch.setattr(_native, "_failure", None)
@@ -120,8 +133,7 @@ def test_build_is_cached_in_the_cache_directory(monkeypatch, tmp_path):
 
 
 def test_native_under_torch_compile_fullgraph():
-    if not _native.available(torch.float32):
-        pytest.skip("native kernel unavailable")
+    _need_native(torch.float32)
     torch._dynamo.reset()
     tp = _conv(2, 4, torch.float32)
     x1, x2, w = _inputs(tp, 50, torch.float32, seed=4)
@@ -135,8 +147,7 @@ def test_native_under_torch_compile_fullgraph():
 
 
 def test_native_third_derivative_matches_functional():
-    if not _native.available(torch.float64):
-        pytest.skip("native kernel unavailable")
+    _need_native(torch.float64)
     tp = _conv(1, 2, torch.float64)
     x1, x2, w = _inputs(tp, 3, torch.float64, seed=5)
 

@@ -543,16 +543,10 @@ def main(argv: list[str]) -> int:
     cache = args.cache
     if args.unroll > 1 and args.task != "rollout":
         raise ValueError(f"--unroll {args.unroll} needs --task rollout")
-    train_ds = ChargedNBodyDataset(
-        "train",
-        args.n_train,
-        all_starts=all_starts,
-        unroll=args.unroll,
-        seed=args.data_seed,
-        cache=cache,
-        draw=args.draw,
-    )
     data_kw: dict[str, Any] = {"seed": args.data_seed, "cache": cache, "draw": args.draw}
+    train_ds = ChargedNBodyDataset(
+        "train", args.n_train, all_starts=all_starts, unroll=args.unroll, **data_kw
+    )
     valid_ds = ChargedNBodyDataset("valid", args.n_valid, **data_kw)
     test_ds = ChargedNBodyDataset("test", args.n_test, **data_kw)
     # what may change between a run and its resumption: the epoch budget, evaluation, output
