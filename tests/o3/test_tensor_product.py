@@ -49,6 +49,28 @@ def _inputs(tp: o3.TensorProduct, n: int = 6, seed: int = 0):
     return x1, x2
 
 
+_UVW_ORDER_PATHS = [
+    o3.Path(0, 1, 1, "uvw", True),  # 0e x 1o -> 1o: x1 first
+    o3.Path(0, 0, 0, "uvw", True),  # 0e x 0e -> 0e: x1 first
+    o3.Path(1, 0, 1, "uvw", True),  # 1o x 0e -> 1o: x2 first
+    o3.Path(1, 1, 0, "uvw", True),  # 1o x 1o -> 0e: general (T formed on the output side)
+    o3.Path(1, 1, 2, "uvw", True),  # 1o x 1o -> 2e: x1 first (d1 = 3 < d3 = 5)
+    o3.Path(2, 1, 3, "uvw", True),  # 2e x 1o -> 2o: x2 first (d2 = 3 < d1 = d3 = 5)
+    o3.Path(2, 1, 1, "uvw", True),  # 2e x 1o -> 1o: general (d3 = 3)
+]
+
+
+def _uvw_orders_tp() -> o3.TensorProduct:
+    """A product whose uvw paths take all three contraction orders (see _build_plan)."""
+    return o3.TensorProduct(
+        "2x0e+3x1o+2x2e",
+        "2x0e+2x1o",
+        "3x0e+2x1o+2x2e+2x2o",
+        _UVW_ORDER_PATHS,
+        internal_weights=False,
+    ).to(F64)
+
+
 # --------------------------------------------------------------------------- e3nn agreement
 @pytest.mark.parametrize(
     ("i1", "i2", "io"),
@@ -319,6 +341,34 @@ def test_empty_and_zero_multiplicity():
     assert tp(torch.randn(0, 6), torch.randn(0, 3), torch.randn(0, 2)).shape == (0, 6)
 
 
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: o3.FullyConnectedTensorProduct(
+            "2x0e+2x1o+1x2e", "2x0e+2x1o+1x2e", "2x0e+2x1o+2x2e"
+        ),
+        lambda: o3.FullTensorProduct("2x0e+2x1o", "1x1o+1x2e"),
+        lambda: o3.ElementwiseTensorProduct("2x0e+2x1o", "2x1o+2x2e"),
+        _uvw_orders_tp,  # per-sample weights
+    ],
+)
+def test_empty_batch_forward_and_backward(make):
+    """A batch of zero rows (a graph without edges) gives a [0, dim_out] output and
+    [0, dim] gradients; shared weights get zero gradients."""
+    tp = make().to(F64)
+    x1 = torch.randn(0, tp.irreps_in1.dim, dtype=F64, requires_grad=True)
+    x2 = torch.randn(0, tp.irreps_in2.dim, dtype=F64, requires_grad=True)
+    args = [x1, x2]
+    if not tp.internal_weights and tp.weight_numel > 0:
+        args.append(torch.randn(0, tp.weight_numel, dtype=F64, requires_grad=True))
+    out = tp(*args)
+    assert out.shape == (0, tp.irreps_out.dim)
+    out.sum().backward()
+    assert [a.grad.shape for a in args] == [a.shape for a in args]
+    for p in tp.parameters():
+        assert p.grad is None or p.grad.abs().sum() == 0
+
+
 def test_broadcasting_leading_dims():
     tp = o3.ChannelwiseTensorProduct("2x0e+1x1o", "1x0e+1x1o", ["0e", "1o"])
     x1 = torch.randn(4, 1, 5)
@@ -401,18 +451,8 @@ def test_uvw_contraction_orders_match_e3nn(per_sample):
     """uvw paths contract the input with the smallest dimension (d1, d2 or d3) with the weights
     first; all three orders mixed, scalar and vector blocks. An unweighted path equals a
     weighted one with unit weights."""
-    paths = [
-        o3.Path(0, 1, 1, "uvw", True),  # 0e x 1o -> 1o: x1 first
-        o3.Path(0, 0, 0, "uvw", True),  # 0e x 0e -> 0e: x1 first
-        o3.Path(1, 0, 1, "uvw", True),  # 1o x 0e -> 1o: x2 first
-        o3.Path(1, 1, 0, "uvw", True),  # 1o x 1o -> 0e: general
-        o3.Path(1, 1, 2, "uvw", True),  # 1o x 1o -> 2e: x1 first (d1 = 3 < d3 = 5)
-        o3.Path(2, 1, 3, "uvw", True),  # 2e x 1o -> 2o: x2 first (d2 = 3 < d1 = d3 = 5)
-        o3.Path(2, 1, 1, "uvw", True),  # 2e x 1o -> 1o: general (d3 = 3)
-    ]
-    tp = o3.TensorProduct(
-        "2x0e+3x1o+2x2e", "2x0e+2x1o", "3x0e+2x1o+2x2e+2x2o", paths, internal_weights=False
-    ).to(F64)
+    paths = _UVW_ORDER_PATHS
+    tp = _uvw_orders_tp()
     ref = _e3nn_tp(tp, shared_weights=not per_sample, internal_weights=False)
     x1, x2 = _inputs(tp)
     shape = (x1.shape[0], tp.weight_numel) if per_sample else (tp.weight_numel,)
@@ -431,3 +471,59 @@ def test_uvw_contraction_orders_match_e3nn(per_sample):
     w1[..., n0:n1] = 1.0
     wu = torch.cat([w1[..., :n0], w1[..., n1:]], dim=-1)
     torch.testing.assert_close(tpu(x1, x2, wu), tp(x1, x2, w1), atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("per_sample", [False, True])
+def test_uvw_contraction_orders_gradcheck_and_double_backward(per_sample):
+    """First and second derivatives of every uvw contraction order, including the general
+    order whose backward forms its intermediate again instead of keeping it."""
+    tp = _uvw_orders_tp()
+    x1, x2 = _inputs(tp, n=3)
+    shape = (3, tp.weight_numel) if per_sample else (tp.weight_numel,)
+    w = torch.randn(*shape, dtype=F64)
+    args = tuple(t.clone().requires_grad_(True) for t in (x1, x2, w))
+    assert torch.autograd.gradcheck(tp, args)
+    assert torch.autograd.gradgradcheck(tp, args)
+
+
+def test_uvw_compile_equals_eager_with_grads():
+    torch._dynamo.reset()
+    tp = _uvw_orders_tp().float()
+    x1, x2 = (t.float().requires_grad_(True) for t in _inputs(tp, n=5))
+    w = torch.randn(tp.weight_numel, requires_grad=True)
+    eager = tp(x1, x2, w)
+    g_eager = torch.autograd.grad(eager.pow(2).sum(), (x1, x2, w))
+    out = torch.compile(tp, fullgraph=True)(x1, x2, w)
+    g_comp = torch.autograd.grad(out.pow(2).sum(), (x1, x2, w))
+    torch.testing.assert_close(out, eager, atol=1e-5, rtol=1e-5)
+    for a, b in zip(g_comp, g_eager):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_fully_connected_keeps_no_outer_intermediate_for_backward():
+    """What autograd keeps for the backward of a fully connected product on
+    32x0e+32x1o+32x2e: the general-order paths keep only their small inputs. Had they kept
+    their [Z, d3 V, U] intermediates, those alone would outweigh everything kept now."""
+    irreps = "32x0e+32x1o+32x2e"
+    tp = o3.FullyConnectedTensorProduct(irreps, irreps, irreps)
+    n = 256
+    x1 = torch.randn(n, tp.irreps_in1.dim, requires_grad=True)
+    x2 = torch.randn(n, tp.irreps_in2.dim, requires_grad=True)
+    kept: dict[int, torch.Tensor] = {}  # by storage; the tensors stay alive (no reused address)
+    weight = tp.weight.untyped_storage().data_ptr()
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        if t.untyped_storage().data_ptr() != weight:
+            kept[t.untyped_storage().data_ptr()] = t
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = tp(x1, x2)
+    kept_bytes = sum(t.untyped_storage().nbytes() for t in kept.values())
+    general = [g for g in tp._uvw_groups if g["kind"] == "out"]
+    assert len(general) == 6  # 0e/1o/2e x same -> 0e, 1o x 2e -> 1o, 2e x 1o -> 1o, 2e x 2e -> 2e
+    # one [n, d3 * V, U] float32 intermediate per general group, had it been kept
+    t_bytes = sum(n * tp.irreps_out[g["c"]].ir.dim * 32 * 32 * 4 * len(g["paths"]) for g in general)
+    assert kept_bytes < t_bytes
+    out.sum().backward()
+    assert x1.grad is not None and tp.weight.grad is not None

@@ -55,9 +55,19 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from equidyn.o3._native import NativeConv, conv_tp
-from equidyn.o3._tp_kernels import ConvFunction, ConvGroup, ConvPlan, ConvRun, _bmm, plan_runs
+from equidyn.o3._tp_kernels import (
+    ConvFunction,
+    ConvGroup,
+    ConvPlan,
+    ConvRun,
+    WeightedOuterContraction,
+    _bmm,
+    plan_runs,
+    weighted_outer_contraction,
+)
 from equidyn.o3._weights import resolve_weight
 from equidyn.o3.irreps import Irrep, Irreps
 from equidyn.o3.wigner import wigner_3j
@@ -599,7 +609,7 @@ class TensorProduct(nn.Module):
                     p = self.paths[i]
                     xb = x2b[p.in2]  # [Z, V, d2]
                     V, d3 = xb.shape[1], outs[p.out].ir.dim
-                    m = (xb.reshape(Z * V, -1) @ getattr(self, cname)).reshape(Z, V, d1, d3)
+                    m = (xb.flatten(0, 1) @ getattr(self, cname)).reshape(Z, V, d1, d3)
                     Ms.append(m.transpose(1, 2).reshape(Z, d1, V * d3))
                 M = torch.cat(Ms, dim=2)  # [Z, d1, K]
             y = _bmm(xa, M, inplace=False)  # [Z, U, K] (small: broadcast multiply-adds)
@@ -643,10 +653,12 @@ class TensorProduct(nn.Module):
                 for i, cname in zip(g["paths"], g["C"]):
                     xb = x2b[self.paths[i].in2]  # [Z, V, d2]
                     V = xb.shape[1]
-                    m = (xb.reshape(Z * V, -1) @ getattr(self, cname)).reshape(Z, V, d3, d1)
+                    m = (xb.flatten(0, 1) @ getattr(self, cname)).reshape(Z, V, d3, d1)
                     Bs.append(m.permute(0, 2, 3, 1))  # [Z, d3, d1, V]
                 B = torch.cat(Bs, dim=3) if len(Bs) > 1 else Bs[0].contiguous()
-                r = torch.bmm(B.reshape(Z, d3, -1), A.reshape(Z, -1, Wo))  # [Z, d3, Wo]
+                r = torch.bmm(
+                    B.flatten(2), A.reshape(Z, B.shape[2] * B.shape[3], Wo)
+                )  # [Z, d3, Wo]
             elif g["kind"] == "x2":
                 # A[z, j, u, w] = sum_v x2[z, v, j] w[u, v, w]
                 p = self.paths[g["paths"][0]]
@@ -668,22 +680,24 @@ class TensorProduct(nn.Module):
                     p = self.paths[i]
                     xb = x2b[p.in2]  # [Z, V, d2]
                     V = xb.shape[1]
-                    m = (xb.reshape(Z * V, -1) @ getattr(self, cname)).reshape(Z, V, d3, d1)
+                    m = (xb.flatten(0, 1) @ getattr(self, cname)).reshape(Z, V, d3, d1)
                     Ms.append(m.transpose(1, 2))  # [Z, d3, V, d1]
                     # rows ordered (v, u)
                     Wm.append(w.transpose(-3, -2).reshape(*w.shape[:-3], V * U, Wo))
                 M = torch.cat(Ms, dim=2) if len(Ms) > 1 else Ms[0].contiguous()
-                M = M.reshape(Z, -1, d1)  # [Z, d3 * sumV, d1]
-                xt = xa.transpose(1, 2)  # [Z, d1, U]
-                T = M * xt if d1 == 1 else torch.bmm(M, xt)  # [Z, d3 * sumV, U]
+                M = M.flatten(1, 2)  # [Z, d3 * sumV, d1]
                 Wcat = torch.cat(Wm, dim=-2) if len(Wm) > 1 else Wm[0]  # [(Z,) sumV * U, Wo]
-                if Wcat.ndim == 2:
-                    r = (T.reshape(Z * d3, -1) @ Wcat).reshape(Z, d3, Wo)
+                # T = M @ x1^T [Z, d3 * sumV, U], then T @ Wcat; T is formed again in the
+                # backward instead of being kept (it is the largest intermediate)
+                if torch.compiler.is_compiling():
+                    r = checkpoint(
+                        weighted_outer_contraction, M, xa.transpose(1, 2), Wcat, use_reentrant=False
+                    )
                 else:
-                    r = torch.bmm(T.reshape(Z, d3, -1), Wcat)  # [Z, d3, Wo]
+                    r = WeightedOuterContraction.apply(M, xa.transpose(1, 2), Wcat)  # [Z, d3, Wo]
             uvw_acc[c] = r if c not in uvw_acc else uvw_acc[c] + r
         for c, r in uvw_acc.items():
-            contrib[c].append(r.transpose(1, 2).reshape(Z, -1))
+            contrib[c].append(r.transpose(1, 2).flatten(1))
 
         for g in self._other:
             i = g["path"]
@@ -691,7 +705,7 @@ class TensorProduct(nn.Module):
             xa, xb = x1b[p.in1], x2b[p.in2]  # [Z, U, d1], [Z, V, d2]
             U, V = xa.shape[1], xb.shape[1]
             d2, d3 = xb.shape[2], outs[p.out].ir.dim
-            t = (xa.reshape(Z * U, -1) @ getattr(self, g["C"])).reshape(Z, U, d2, d3)
+            t = (xa.flatten(0, 1) @ getattr(self, g["C"])).reshape(Z, U, d2, d3)
             w = ws[i]
             if p.mode == "uuu":
                 r = (t * xb.unsqueeze(-1)).sum(2)  # [Z, U, d3]
@@ -701,7 +715,7 @@ class TensorProduct(nn.Module):
                 r = torch.einsum("zujk,zvj->zuvk", t, xb)  # [Z, U, V, d3]
                 if w is not None:
                     r = r * w.reshape(-1, U, V, 1)
-            contrib[p.out].append(r.reshape(Z, -1))
+            contrib[p.out].append(r.flatten(1))
 
         blocks = []
         for c, (mul, ir) in enumerate(outs):
