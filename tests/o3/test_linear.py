@@ -105,6 +105,18 @@ def test_empty_and_zero_multiplicity():
     assert o3.Linear("1x0e", "")(torch.randn(3, 1)).shape == (3, 0)
 
 
+@pytest.mark.parametrize("per_sample", [False, True])
+def test_empty_batch_forward_and_backward(per_sample):
+    """Zero rows (no atoms of a kind in a batch) give [0, dim_out] and [0, dim_in] gradients."""
+    lin = o3.Linear("3x0e+2x1o+1x2e", "2x0e+3x1o+1x2e", internal_weights=not per_sample)
+    x = torch.randn(0, lin.irreps_in.dim, requires_grad=True)
+    args = [x] + ([torch.randn(0, lin.weight_numel, requires_grad=True)] if per_sample else [])
+    y = lin(*args)
+    assert y.shape == (0, lin.irreps_out.dim)
+    y.sum().backward()
+    assert [a.grad.shape for a in args] == [a.shape for a in args]
+
+
 def test_errors():
     lin = o3.Linear("2x0e+1x1o", "1x0e")
     with pytest.raises(ValueError, match=r"input has shape \(3, 4\)"):

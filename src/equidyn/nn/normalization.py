@@ -198,7 +198,7 @@ class BatchNorm(torch.nn.Module):
                     self.running_var.mul_(1 - m).add_(torch.cat(new_vars), alpha=m)
         if not parts:
             return x
-        return torch.cat(parts, dim=-1).reshape(*batch, -1)  # [..., irreps.dim]
+        return torch.cat(parts, dim=-1).reshape(*batch, x.shape[-1])  # [..., irreps.dim]
 
     def extra_repr(self) -> str:
         return f"{self.irreps_in}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"

@@ -165,15 +165,17 @@ class Linear(nn.Module):
             d = ir.dim
             if shared:
                 if d == 1:
-                    Y = (X.reshape(Z, -1) @ Wm).unsqueeze(-1)  # [Z, sumW, 1]
+                    Y = (X.flatten(1) @ Wm).unsqueeze(-1)  # [Z, sumW, 1]
                 else:
-                    Y = (X.transpose(1, 2).reshape(Z * d, -1) @ Wm).reshape(Z, d, -1)
+                    Y = (X.transpose(1, 2).reshape(Z * d, X.shape[1]) @ Wm).reshape(
+                        Z, d, Wm.shape[-1]
+                    )
                     Y = Y.transpose(1, 2)  # [Z, sumW, d]
             else:
                 Y = torch.bmm(Wm.transpose(1, 2), X)  # [Z, sumW, d]
             parts = torch.split(Y, [self.irreps_out[c].mul for c in outs], dim=1)
             for c, part in zip(outs, parts):
-                blocks[c] = part.reshape(Z, -1)
+                blocks[c] = part.flatten(1)
         if self.bias is not None:
             biases = torch.split(self.bias, [self.irreps_out[c].mul for c in self._bias_blocks])
             for c, b in zip(self._bias_blocks, biases):
