@@ -161,6 +161,28 @@ def test_native_third_derivative_matches_functional():
         torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
 
 
+@pytest.mark.parametrize("needs", [(1, 1, 0), (0, 1, 1), (1, 0, 1), (0, 1, 0)])
+def test_native_force_like_loss_with_some_inputs_constant(needs):
+    """A loss on a first derivative (forces) when only some of x1, x2, w require grad: the
+    backward and double backward then compute only the gradients asked for; every one equals
+    the functional version's."""
+    _need_native(torch.float64)
+    tp = _conv(2, 3, torch.float64)
+    leaves = [
+        t.detach().requires_grad_(bool(n)) for t, n in zip(_inputs(tp, 7, torch.float64, 8), needs)
+    ]
+    live = [t for t in leaves if t.requires_grad]
+
+    def second(f):
+        first = torch.autograd.grad(f(*leaves).pow(2).sum(), live, create_graph=True)
+        loss = sum((g * torch.cos(g)).sum() for g in first)
+        return torch.autograd.grad(loss, live)
+
+    functional = lambda a, b, c: tp._functional(a, b, c, False, a.shape[0])  # noqa: E731
+    for a, b in zip(second(tp), second(functional)):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
+
+
 def test_used_product_survives_pickle_and_deepcopy():
     import copy
     import pickle
@@ -172,3 +194,17 @@ def test_used_product_survives_pickle_and_deepcopy():
     del tp  # the copies must not depend on the original's plan
     torch.testing.assert_close(clone(x1, x2, w), ref)
     torch.testing.assert_close(twin(x1, x2, w), ref)
+
+
+@pytest.mark.parametrize("need", [7, 6, 3, 1])
+def test_custom_operators_pass_opcheck(need):
+    """torch.library.opcheck: schema, fake (meta) kernels, autograd registration and AOT
+    dispatch of both operators, for several masks of the gradients asked for."""
+    _need_native(torch.float64)
+    tp = _conv(1, 3, torch.float64)
+    x1, x2, w = (t.detach() for t in _inputs(tp, 5, torch.float64, seed=9))
+    g = torch.randn(5, tp.irreps_out.dim, dtype=torch.float64)
+    ops = torch.ops.equidyn
+    key = tp._native.key
+    torch.library.opcheck(ops.conv_tp_backward.default, (g, x1, x2, w, key, need))
+    torch.library.opcheck(ops.conv_tp.default, (x1.requires_grad_(True), x2, w, key))

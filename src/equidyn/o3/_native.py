@@ -333,27 +333,52 @@ def _(x1: Tensor, x2: Tensor, w: Tensor, plan: int) -> Tensor:
 
 @torch.library.custom_op("equidyn::conv_tp_backward", mutates_args=())
 def conv_tp_backward(
-    g: Tensor, x1: Tensor, x2: Tensor, w: Tensor, plan: int
+    g: Tensor, x1: Tensor, x2: Tensor, w: Tensor, plan: int, need: int = 7
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """The gradients of ``<g, conv_tp(x1, x2, w)>`` with respect to x1, x2 and w."""
-    gx1, gx2, gw = _PLANS[plan].backward(g, x1, x2, w, (True, True, True))
-    assert gx1 is not None and gx2 is not None and gw is not None
-    return gx1, gx2, gw
+    """The gradients of ``<g, conv_tp(x1, x2, w)>`` with respect to x1, x2 and w. ``need``
+    is a bit mask (1: x1, 2: x2, 4: w): a gradient whose bit is clear is not computed, and an
+    empty tensor of shape ``[0]`` stands in its place."""
+    gx1, gx2, gw = _PLANS[plan].backward(g, x1, x2, w, _bits(need))
+    return tuple(t if t is not None else x1.new_empty(0) for t in (gx1, gx2, gw))  # type: ignore[return-value]
 
 
 @conv_tp_backward.register_fake
-def _(g: Tensor, x1: Tensor, x2: Tensor, w: Tensor, plan: int) -> tuple[Tensor, Tensor, Tensor]:
-    return torch.empty_like(x1), torch.empty_like(x2), torch.empty_like(w)
+def _(
+    g: Tensor, x1: Tensor, x2: Tensor, w: Tensor, plan: int, need: int = 7
+) -> tuple[Tensor, Tensor, Tensor]:
+    return tuple(
+        torch.empty_like(t) if b else t.new_empty(0) for t, b in zip((x1, x2, w), _bits(need))
+    )  # type: ignore[return-value]
 
 
-def _save_inputs(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
-    ctx.save_for_backward(*inputs[:-1])
-    ctx.plan = inputs[-1]
+def _bits(need: int) -> tuple[bool, bool, bool]:
+    return bool(need & 1), bool(need & 2), bool(need & 4)
+
+
+def _mask(n1: bool, n2: bool, nw: bool) -> int:
+    return int(n1) | 2 * int(n2) | 4 * int(nw)
+
+
+def _save_conv(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+    x1, x2, w, plan = inputs
+    ctx.save_for_backward(x1, x2, w)
+    ctx.plan = plan
+
+
+def _save_conv_backward(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+    g, x1, x2, w, plan, *need = inputs
+    ctx.save_for_backward(g, x1, x2, w)
+    ctx.plan = plan
+    ctx.need = need[0] if need else 7
 
 
 def _conv_tp_backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:
     x1, x2, w = ctx.saved_tensors
-    return (*conv_tp_backward(g, x1, x2, w, ctx.plan), None)
+    need = ctx.needs_input_grad[:3]
+    if not any(need):
+        return None, None, None, None
+    grads = conv_tp_backward(g, x1, x2, w, ctx.plan, _mask(*need))
+    return (*(t if n else None for t, n in zip(grads, need)), None)
 
 
 def _add(a: Tensor | None, b: Tensor) -> Tensor:
@@ -370,24 +395,35 @@ def _conv_tp_double_backward(
     cotangents :math:`(a_1, a_2, a_w)` of those make the scalar
     :math:`S = F(g, a_1, x_2, w) + F(g, x_1, a_2, w) + F(g, x_1, x_2, a_w)`, whose gradients
     are forwards (for :math:`g`) and backwards (for :math:`x_1, x_2, w`) of the same kernel.
+    Each backward computes only the gradients that are asked for and that its term has (the
+    term of :math:`a_1` has none for :math:`x_1`).
     """
     g, x1, x2, w = ctx.saved_tensors
     p = ctx.plan
+    n_g, n1, n2, nw = ctx.needs_input_grad[:4]
+    # a cotangent of an output that was not computed (its bit clear) is ignored
+    a1, a2, aw = (a if b else None for a, b in zip((a1, a2, aw), _bits(ctx.need)))
     dg = dx1 = dx2 = dw = None
     if a1 is not None:
-        dg = _add(dg, conv_tp(a1, x2, w, p))
-        _, t2, tw = conv_tp_backward(g, a1, x2, w, p)
-        dx2, dw = _add(dx2, t2), _add(dw, tw)
+        if n_g:
+            dg = _add(dg, conv_tp(a1, x2, w, p))
+        if n2 or nw:
+            _, t2, tw = conv_tp_backward(g, a1, x2, w, p, _mask(False, n2, nw))
+            dx2, dw = (_add(dx2, t2) if n2 else None), (_add(dw, tw) if nw else None)
     if a2 is not None:
-        dg = _add(dg, conv_tp(x1, a2, w, p))
-        t1, _, tw = conv_tp_backward(g, x1, a2, w, p)
-        dx1, dw = _add(dx1, t1), _add(dw, tw)
+        if n_g:
+            dg = _add(dg, conv_tp(x1, a2, w, p))
+        if n1 or nw:
+            t1, _, tw = conv_tp_backward(g, x1, a2, w, p, _mask(n1, False, nw))
+            dx1, dw = (_add(dx1, t1) if n1 else None), (_add(dw, tw) if nw else dw)
     if aw is not None:
-        dg = _add(dg, conv_tp(x1, x2, aw, p))
-        t1, t2, _ = conv_tp_backward(g, x1, x2, aw, p)
-        dx1, dx2 = _add(dx1, t1), _add(dx2, t2)
-    return dg, dx1, dx2, dw, None
+        if n_g:
+            dg = _add(dg, conv_tp(x1, x2, aw, p))
+        if n1 or n2:
+            t1, t2, _ = conv_tp_backward(g, x1, x2, aw, p, _mask(n1, n2, False))
+            dx1, dx2 = (_add(dx1, t1) if n1 else dx1), (_add(dx2, t2) if n2 else dx2)
+    return dg, dx1, dx2, dw, None, None
 
 
-conv_tp.register_autograd(_conv_tp_backward, setup_context=_save_inputs)
-conv_tp_backward.register_autograd(_conv_tp_double_backward, setup_context=_save_inputs)
+conv_tp.register_autograd(_conv_tp_backward, setup_context=_save_conv)
+conv_tp_backward.register_autograd(_conv_tp_double_backward, setup_context=_save_conv_backward)
