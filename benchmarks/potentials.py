@@ -18,8 +18,14 @@ so every model sees the same environment. ``--allocator tuned`` sets
 ``MALLOC_MMAP_THRESHOLD_=1000000000000 MALLOC_TRIM_THRESHOLD_=1000000000000
 MALLOC_TOP_PAD_=1000000000`` for all of them (anchors.md §1b), ``default`` leaves glibc alone.
 
-    python benchmarks/potentials.py --quick           # float32 only, 3 repeats
+    python benchmarks/potentials.py --quick           # float32, 1 warm-up, 3 repeats
     python benchmarks/potentials.py --allocator tuned
+    python benchmarks/potentials.py --task train      # training steps instead
+
+``--task train`` times one training step instead: energy and forces with the graph of the
+forces kept (each package's own training switch), the backward of
+``mean(F²) + mean(E²)`` to the parameters (a second derivative through every layer), and the
+gradients cleared.
 
 A package that cannot be imported is reported with its error instead of a time.
 """
@@ -53,12 +59,26 @@ torch.set_default_dtype(DTYPE)
 torch.manual_seed(0)
 
 def timeit(fn):
-    for _ in range(3):
+    for _ in range(WARMUPS):
         fn()
     times = []
     for _ in range(REPEATS):
         t0 = time.perf_counter(); fn(); times.append(time.perf_counter() - t0)
     return statistics.median(times) * 1000
+
+TRAIN = TASK == "train"
+
+def step_of(energy_forces, module):
+    # inference: energy + forces; training: also the gradient of a loss on both, which
+    # needs the graph of the forces (a second derivative)
+    if not TRAIN:
+        return lambda: energy_forces()[1]
+    def step():
+        e, f = energy_forces()
+        (f.square().mean() + e.square().mean()).backward()
+        for p in module.parameters():
+            p.grad = None
+    return step
 """
 
 EQUIDYN_NEQUIP = r"""
@@ -67,13 +87,13 @@ from equidyn.models import NequIP, Potential
 model = NequIP(num_species=1, r_max=5.0, l_max=2, parity=True, num_features=32, num_layers=4,
                num_bessel=8, polynomial_p=6, radial_hidden=128, radial_layers=1,
                avg_num_neighbors=43.0)
-pot = Potential(model, [29]).to(DTYPE).eval()
+pot = Potential(model, [29]).to(DTYPE).train(TRAIN)  # train: forces keep their graph
 g = radius_graph(torch.tensor(atoms.positions, dtype=DTYPE), atoms.numbers, 5.0,
                  torch.tensor(np.asarray(atoms.cell), dtype=DTYPE), True)
-def call():
+def energy_forces():
     out = pot(g, compute_forces=True)
-    return out["forces"]
-ms = timeit(call)
+    return out["energy"], out["forces"]
+ms = timeit(step_of(energy_forces, pot))
 n_params = sum(p.numel() for p in pot.parameters())
 print(json.dumps({"ms": ms, "edges": g.num_edges, "params": n_params}))
 """
@@ -83,12 +103,13 @@ from equidyn.graph import radius_graph
 from equidyn.models.potential import Potential
 from equidyn.models.mace import MACE
 model = MACE(**MACE_KWARGS)
-pot = Potential(model, [29]).to(DTYPE).eval()
+pot = Potential(model, [29]).to(DTYPE).train(TRAIN)  # train: forces keep their graph
 g = radius_graph(torch.tensor(atoms.positions, dtype=DTYPE), atoms.numbers, 5.0,
                  torch.tensor(np.asarray(atoms.cell), dtype=DTYPE), True)
-def call():
-    return pot(g, compute_forces=True)["forces"]
-ms = timeit(call)
+def energy_forces():
+    out = pot(g, compute_forces=True)
+    return out["energy"], out["forces"]
+ms = timeit(step_of(energy_forces, pot))
 n_params = sum(p.numel() for p in pot.parameters())
 print(json.dumps({"ms": ms, "edges": g.num_edges, "params": n_params}))
 """
@@ -106,7 +127,7 @@ model = NequIPGNNModel(
     num_layers=4, num_features=32, num_bessels=8, polynomial_cutoff_p=6,
     radial_mlp_depth=1, radial_mlp_width=128, avg_num_neighbors=43.0,
 )
-model.eval()
+model.train(TRAIN)  # train: forces keep their graph
 data = from_ase(atoms)
 data = ChemicalSpeciesToAtomTypeMapper(model_type_names=["Cu"])(data)
 data = NeighborListTransform(r_max=5.0)(data)
@@ -115,10 +136,10 @@ for k, v in list(data.items()):
     if torch.is_tensor(v) and v.is_floating_point():
         data[k] = v.to(DTYPE)
 n_edges = data[AtomicDataDict.EDGE_INDEX_KEY].shape[1]
-def call():
+def energy_forces():
     out = model(dict(data))
-    return out[AtomicDataDict.FORCE_KEY]
-ms = timeit(call)
+    return out[AtomicDataDict.TOTAL_ENERGY_KEY], out[AtomicDataDict.FORCE_KEY]
+ms = timeit(step_of(energy_forces, model))
 n_params = sum(p.numel() for p in model.parameters())
 print(json.dumps({"ms": ms, "edges": int(n_edges), "params": n_params,
                   "version": nequip.__version__}))
@@ -138,16 +159,17 @@ model = modules.MACE(
     MLP_irreps=o3.Irreps("16x0e"), atomic_energies=np.zeros(1), avg_num_neighbors=43.0,
     atomic_numbers=[29], correlation=3, gate=torch.nn.functional.silu,
     radial_MLP=[64, 64, 64],
-).to(DTYPE).eval()
+).to(DTYPE).train(TRAIN)
 config = mdata.config_from_atoms(atoms)
 ad = mdata.AtomicData.from_config(config, z_table=z_table, cutoff=5.0)
 loader = torch_geometric.dataloader.DataLoader([ad], batch_size=1)
 batch = next(iter(loader)).to_dict()
 batch = {k: (v.to(DTYPE) if torch.is_tensor(v) and v.is_floating_point() else v)
          for k, v in batch.items()}
-def call():
-    return model(batch, training=False, compute_force=True)["forces"]
-ms = timeit(call)
+def energy_forces():
+    out = model(batch, training=TRAIN, compute_force=True)  # training: forces keep their graph
+    return out["energy"], out["forces"]
+ms = timeit(step_of(energy_forces, model))
 n_params = sum(p.numel() for p in model.parameters())
 print(json.dumps({"ms": ms, "edges": int(batch["edge_index"].shape[1]),
                   "params": n_params, "version": mace.__version__}))
@@ -169,6 +191,8 @@ MACE_KWARGS = dict(
 
 def run_worker(python: str, body: str, dtype: str, args: argparse.Namespace, env: dict) -> dict:
     code = COMMON.replace("THREADS", str(args.threads)).replace("REPEATS", str(args.repeats))
+    code = code.replace("WARMUPS", "1" if args.quick else "3")
+    code = code.replace("TASK", repr(args.task))
     code = code.replace("DTYPE_NAME", repr(dtype)) + body.replace("DTYPE_NAME", repr(dtype))
     code = code.replace("MACE_KWARGS", repr(MACE_KWARGS))
     try:
@@ -192,7 +216,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument(
+        "--task",
+        choices=["infer", "train"],
+        default="infer",
+        help="infer: energy + forces; train: also backward of a loss on energy and forces",
+    )
+    p.add_argument("--repeats", type=int, default=None, help="default 10 (--quick: 3)")
     p.add_argument("--allocator", choices=["tuned", "default"], default="tuned")
     p.add_argument("--nequip-python", default=reference_python("nequip"))
     p.add_argument("--mace-python", default=reference_python("mace"))
@@ -202,7 +232,9 @@ def main() -> None:
     p.add_argument("--json", default=None, help="write the results here")
     args = p.parse_args()
     if args.quick:
-        args.repeats, args.dtypes = 3, ["float32"]
+        args.dtypes = ["float32"]
+    if args.repeats is None:
+        args.repeats = 3 if args.quick else 10
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     env["OMP_NUM_THREADS"] = str(args.threads)
     if args.allocator == "tuned":
@@ -217,7 +249,8 @@ def main() -> None:
         models = [m for m in models if m[0] in args.only]
     print(
         f"256-atom Cu fcc, r_max 5 Å, {args.threads} threads, allocator {args.allocator}, "
-        f"median of {args.repeats} (energy + forces)"
+        f"median of {args.repeats} "
+        + ("(energy + forces)" if args.task == "infer" else "(training step: loss on E and F)")
     )
     results = {}
     for dtype in args.dtypes:
