@@ -35,10 +35,31 @@ the node input is ``|v_i|``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 import torch
 from torch import nn
 
 __all__ = ["EGNN", "EGNNLayer", "check_particle_inputs"]
+
+
+#: set while a caller that has checked its inputs once evaluates a model many times on states
+#: it computed itself (an ODE solver's steps); the shape checks still run, the finiteness
+#: checks (one synchronising reduction per tensor) do not
+_FINITE_CHECKED: ContextVar[bool] = ContextVar("equidyn_finite_checked", default=False)
+
+
+@contextmanager
+def finite_inputs_checked() -> Iterator[None]:
+    """Within this block :func:`check_particle_inputs` skips its finiteness checks (the
+    caller checked the user's inputs once; the states in between are its own)."""
+    token = _FINITE_CHECKED.set(True)
+    try:
+        yield
+    finally:
+        _FINITE_CHECKED.reset(token)
 
 
 def check_particle_inputs(
@@ -83,7 +104,7 @@ def check_particle_inputs(
             f"edge_attr must have shape (batch, n, n, edge_attr_dim) = "
             f"{(batch, n, n, edge_attr_dim)}, got {got}"
         )
-    if not torch.compiler.is_compiling():
+    if not torch.compiler.is_compiling() and not _FINITE_CHECKED.get():
         for name, t in (
             ("pos", pos),
             ("vel", vel),
