@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_segnn import (
+from particle_checks import (
     check_bad_inputs,
     check_e3_and_permutations,
     check_forward_backward,
-    check_state_equivariance,
-    check_state_init,
-    check_state_training_lowers_loss,
     check_training_lowers_loss,
 )
 
@@ -76,21 +73,3 @@ def test_se3_transformer_bad_input():
 def test_se3_transformer_forward_backward_both_dtypes():
     torch.manual_seed(0)
     check_forward_backward(SE3Transformer(8, 2, 0, 1, n_heads=2))
-
-
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_se3_transformer_forward_state_equivariance(dtype):
-    torch.manual_seed(0)
-    errors = check_state_equivariance(
-        SE3Transformer(8, 1, 0, 1, n_heads=2, predict_velocity=True), dtype
-    )
-    assert max(errors.values()) < (1e-10 if dtype == torch.float64 else 1e-4)
-
-
-def test_se3_transformer_forward_state_init_and_state_dict():
-    check_state_init(lambda flag: SE3Transformer(8, 1, 0, 1, n_heads=2, predict_velocity=flag))
-
-
-def test_se3_transformer_forward_state_training_lowers_loss():
-    torch.manual_seed(0)
-    check_state_training_lowers_loss(SE3Transformer(8, 1, 0, 1, n_heads=2, predict_velocity=True))

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_segnn import (
+from particle_checks import (
     check_bad_inputs,
     check_e3_and_permutations,
     check_forward_backward,
-    check_state_equivariance,
-    check_state_init,
-    check_state_training_lowers_loss,
     check_training_lowers_loss,
 )
 
@@ -92,19 +89,3 @@ def test_tfn_bad_input():
 def test_tfn_forward_backward_both_dtypes():
     torch.manual_seed(0)
     check_forward_backward(TFN(8, 2, 0, 1))
-
-
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_tfn_forward_state_equivariance(dtype):
-    torch.manual_seed(0)
-    errors = check_state_equivariance(TFN(8, 1, 0, 1, predict_velocity=True), dtype)
-    assert max(errors.values()) < (1e-10 if dtype == torch.float64 else 1e-4)
-
-
-def test_tfn_forward_state_init_and_state_dict():
-    check_state_init(lambda flag: TFN(8, 1, 0, 1, predict_velocity=flag))
-
-
-def test_tfn_forward_state_training_lowers_loss():
-    torch.manual_seed(0)
-    check_state_training_lowers_loss(TFN(8, 1, 0, 1, predict_velocity=True))
