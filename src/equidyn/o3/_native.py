@@ -409,13 +409,13 @@ def _conv_tp_double_backward(
             dg = _add(dg, conv_tp(a1, x2, w, p))
         if n2 or nw:
             _, t2, tw = conv_tp_backward(g, a1, x2, w, p, _mask(False, n2, nw))
-            dx2, dw = (_add(dx2, t2) if n2 else None), (_add(dw, tw) if nw else None)
+            dx2, dw = (_add(dx2, t2) if n2 else dx2), (_add(dw, tw) if nw else dw)
     if a2 is not None:
         if n_g:
             dg = _add(dg, conv_tp(x1, a2, w, p))
         if n1 or nw:
             t1, _, tw = conv_tp_backward(g, x1, a2, w, p, _mask(n1, False, nw))
-            dx1, dw = (_add(dx1, t1) if n1 else None), (_add(dw, tw) if nw else dw)
+            dx1, dw = (_add(dx1, t1) if n1 else dx1), (_add(dw, tw) if nw else dw)
     if aw is not None:
         if n_g:
             dg = _add(dg, conv_tp(x1, x2, aw, p))
