@@ -124,3 +124,14 @@ def test_gradients_finite_at_zero_features():
         (g,) = torch.autograd.grad((y * torch.arange(y.shape[-1])).sum(), x, create_graph=True)
         (gg,) = torch.autograd.grad(g.pow(2).sum(), x)
         assert torch.isfinite(y).all() and torch.isfinite(g).all() and torch.isfinite(gg).all()
+
+
+def test_batchnorm_eval_and_layernorm_accept_an_empty_batch():
+    """Zero rows in eval mode (no atoms of a kind) pass through; training mode needs a batch."""
+    for layer in (BatchNorm("4x0e+2x1o").eval(), LayerNorm("4x0e+2x1o")):
+        x = torch.randn(0, 10, requires_grad=True)
+        y = layer(x)
+        y.sum().backward()
+        assert y.shape == (0, 10) and x.grad.shape == (0, 10)
+    with pytest.raises(ValueError, match="non-empty batch"):
+        BatchNorm("4x0e+2x1o").train()(torch.randn(0, 10))
