@@ -303,7 +303,7 @@ class Convolution(nn.Module):
         """``h_j`` (..., irreps_in.dim), ``y`` (..., irreps_sh.dim), ``radial``
         (..., radial_dim) → (n_filters, ..., irreps_out.dim)."""
         w = self.radial(radial)  # [..., n_filters * weight_numel]
-        w = w.reshape(*w.shape[:-1], self.n_filters, -1).movedim(-2, 0)
+        w = w.unflatten(-1, (self.n_filters, self.tp.weight_numel)).movedim(-2, 0)
         return self.tp(h_j, y, w)  # [n_filters, ..., irreps_out.dim]
 
 
