@@ -527,3 +527,13 @@ def test_fully_connected_keeps_no_outer_intermediate_for_backward():
     assert kept_bytes < t_bytes
     out.sum().backward()
     assert x1.grad is not None and tp.weight.grad is not None
+
+
+def test_torch_export_of_a_fully_connected_product():
+    """torch.export traces the compiled branch (uvw paths inside an activation checkpoint):
+    the exported program equals eager."""
+    tp = _uvw_orders_tp().float()
+    x1, x2 = (t.float() for t in _inputs(tp, n=5))
+    w = torch.randn(tp.weight_numel)
+    program = torch.export.export(tp, (x1, x2, w))
+    torch.testing.assert_close(program.module()(x1, x2, w), tp(x1, x2, w), atol=1e-5, rtol=1e-5)
