@@ -366,10 +366,10 @@ def _save_conv(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
 
 
 def _save_conv_backward(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
-    g, x1, x2, w, plan, *need = inputs
+    g, x1, x2, w, plan, need = inputs  # torch fills in the default of need
     ctx.save_for_backward(g, x1, x2, w)
     ctx.plan = plan
-    ctx.need = need[0] if need else 7
+    ctx.need = need
 
 
 def _conv_tp_backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:
@@ -398,31 +398,23 @@ def _conv_tp_double_backward(
     Each backward computes only the gradients that are asked for and that its term has (the
     term of :math:`a_1` has none for :math:`x_1`).
     """
-    g, x1, x2, w = ctx.saved_tensors
-    p = ctx.plan
-    n_g, n1, n2, nw = ctx.needs_input_grad[:4]
-    # a cotangent of an output that was not computed (its bit clear) is ignored
-    a1, a2, aw = (a if b else None for a, b in zip((a1, a2, aw), _bits(ctx.need)))
-    dg = dx1 = dx2 = dw = None
-    if a1 is not None:
+    g, *xs = ctx.saved_tensors  # x1, x2, w
+    n_g, *need = ctx.needs_input_grad[:4]
+    dg: Tensor | None = None
+    dxs: list[Tensor | None] = [None, None, None]
+    # term s puts its cotangent in the place of input s; a cotangent of an output that was
+    # not computed (its bit clear) is ignored
+    for s, (a, computed) in enumerate(zip((a1, a2, aw), _bits(ctx.need))):
+        if a is None or not computed:
+            continue
+        args = [a if i == s else x for i, x in enumerate(xs)]
         if n_g:
-            dg = _add(dg, conv_tp(a1, x2, w, p))
-        if n2 or nw:
-            _, t2, tw = conv_tp_backward(g, a1, x2, w, p, _mask(False, n2, nw))
-            dx2, dw = (_add(dx2, t2) if n2 else dx2), (_add(dw, tw) if nw else dw)
-    if a2 is not None:
-        if n_g:
-            dg = _add(dg, conv_tp(x1, a2, w, p))
-        if n1 or nw:
-            t1, _, tw = conv_tp_backward(g, x1, a2, w, p, _mask(n1, False, nw))
-            dx1, dw = (_add(dx1, t1) if n1 else dx1), (_add(dw, tw) if nw else dw)
-    if aw is not None:
-        if n_g:
-            dg = _add(dg, conv_tp(x1, x2, aw, p))
-        if n1 or n2:
-            t1, t2, _ = conv_tp_backward(g, x1, x2, aw, p, _mask(n1, n2, False))
-            dx1, dx2 = (_add(dx1, t1) if n1 else dx1), (_add(dx2, t2) if n2 else dx2)
-    return dg, dx1, dx2, dw, None, None
+            dg = _add(dg, conv_tp(*args, ctx.plan))
+        want = [bool(n) and i != s for i, n in enumerate(need)]
+        if any(want):
+            grads = conv_tp_backward(g, *args, ctx.plan, _mask(*want))
+            dxs = [_add(d, t) if wi else d for d, t, wi in zip(dxs, grads, want)]
+    return dg, *dxs, None, None
 
 
 conv_tp.register_autograd(_conv_tp_backward, setup_context=_save_conv)
