@@ -40,6 +40,7 @@ __all__ = [
     "Convolution",
     "check_hidden_irreps",
     "check_model_sizes",
+    "resolve_hidden_irreps",
     "EdgeEmbedding",
     "IrrepsConcat",
     "PointDynamicsTrunk",
@@ -325,6 +326,18 @@ def check_hidden_irreps(hidden: Irreps) -> Irreps:
             f"(try {hidden.regroup()})"
         )
     return hidden
+
+
+def resolve_hidden_irreps(
+    hidden_irreps: Irreps | str | None, default: Callable[[], Irreps]
+) -> Irreps:
+    """The user's ``hidden_irreps`` checked by :func:`check_hidden_irreps`, or ``default()``
+    when it is ``None``.
+
+    >>> resolve_hidden_irreps(None, lambda: Irreps("4x0e+4x1o"))
+    4x0e+4x1o
+    """
+    return default() if hidden_irreps is None else check_hidden_irreps(Irreps(hidden_irreps))
 
 
 class PositionVelocityHeads(nn.Module, ABC):

@@ -38,8 +38,8 @@ from torch import Tensor, nn
 from equidyn.models._steerable import (
     Convolution,
     PointDynamicsTrunk,
-    check_hidden_irreps,
     check_model_sizes,
+    resolve_hidden_irreps,
 )
 from equidyn.models.tfn import default_hidden_irreps
 from equidyn.nn import NormActivation
@@ -160,10 +160,9 @@ class SE3Transformer(PointDynamicsTrunk):
         check_model_sizes(n_layers, node_attr_dim, edge_attr_dim)
         if n_heads < 1:
             raise ValueError(f"n_heads must be >= 1, got {n_heads}")
-        if hidden_irreps is None:
-            hidden = default_hidden_irreps(hidden_features, lmax_hidden)
-        else:
-            hidden = check_hidden_irreps(Irreps(hidden_irreps))
+        hidden = resolve_hidden_irreps(
+            hidden_irreps, lambda: default_hidden_irreps(hidden_features, lmax_hidden)
+        )
         self._build(
             lambda hid, sh, radial: SE3TransformerLayer(
                 hid, sh, radial, n_heads=n_heads, radial_hidden=radial_hidden

@@ -54,12 +54,12 @@ from equidyn.models._steerable import (
     IrrepsConcat,
     PositionVelocityHeads,
     SteerableLayer,
-    check_hidden_irreps,
     check_model_sizes,
     neighbour_index,
     node_input_irreps,
     node_inputs,
     off_diagonal,
+    resolve_hidden_irreps,
 )
 from equidyn.models.egnn import check_particle_inputs
 from equidyn.nn import LayerNorm
@@ -200,10 +200,9 @@ class SEGNN(PositionVelocityHeads):
     ) -> None:
         super().__init__()
         check_model_sizes(n_layers, node_attr_dim, edge_attr_dim)
-        if hidden_irreps is None:
-            hidden = balanced_irreps(hidden_features, lmax_hidden, lmax_attr)
-        else:
-            hidden = check_hidden_irreps(Irreps(hidden_irreps))
+        hidden = resolve_hidden_irreps(
+            hidden_irreps, lambda: balanced_irreps(hidden_features, lmax_hidden, lmax_attr)
+        )
         self.node_attr_dim, self.edge_attr_dim = node_attr_dim, edge_attr_dim
         self.lmax_attr = lmax_attr
         self.hidden_irreps = hidden

@@ -33,9 +33,9 @@ from torch import Tensor, nn
 from equidyn.models._steerable import (
     Convolution,
     PointDynamicsTrunk,
-    check_hidden_irreps,
     check_model_sizes,
     gate_irreps,
+    resolve_hidden_irreps,
 )
 from equidyn.nn import Gate
 from equidyn.o3 import Irrep, Irreps, Linear
@@ -141,10 +141,9 @@ class TFN(PointDynamicsTrunk):
     ) -> None:
         super().__init__()
         check_model_sizes(n_layers, node_attr_dim, edge_attr_dim)
-        if hidden_irreps is None:
-            hidden = default_hidden_irreps(hidden_features, lmax_hidden)
-        else:
-            hidden = check_hidden_irreps(Irreps(hidden_irreps))
+        hidden = resolve_hidden_irreps(
+            hidden_irreps, lambda: default_hidden_irreps(hidden_features, lmax_hidden)
+        )
         self._build(
             lambda hid, sh, radial: TFNLayer(hid, sh, radial, radial_hidden=radial_hidden),
             hidden,
