@@ -53,6 +53,7 @@ from torch import Tensor, nn
 from equidyn.graph.batch import AtomicGraph, radius_graph
 from equidyn.graph.neighbors import apply_strain, cell_volume, edge_vectors
 from equidyn.graph.scatter import scatter_sum
+from equidyn.models.registry import MODEL_REGISTRY, build_model, register_model
 
 __all__ = [
     "AtomicEnergyModel",
@@ -136,9 +137,6 @@ class AtomicEnergyModel(Protocol):
     def forward(self, species: Tensor, edge_index: Tensor, edge_vec: Tensor) -> Tensor: ...
 
 
-MODEL_REGISTRY: dict[str, type[nn.Module]] = {}
-
-
 def check_model_args(
     ints: Sequence[tuple[str, Any, int]], r_max: Any, avg_num_neighbors: Any
 ) -> None:
@@ -160,40 +158,9 @@ def check_model_args(
         raise ValueError(f"avg_num_neighbors must be > 0 or None, got {avg_num_neighbors!r}")
 
 
-def register_model(cls: type[nn.Module]) -> type[nn.Module]:
-    """Class decorator: make a model buildable by name from configs and model files."""
-    MODEL_REGISTRY[cls.__name__] = cls
-    return cls
-
-
 def _ensure_registry() -> None:
-    # importing the model modules registers them
-    import importlib
-
-    for name in ("equidyn.models.nequip", "equidyn.models.mace"):
-        try:
-            importlib.import_module(name)
-        except ImportError:  # a model module not available in this installation
-            pass
-
-
-def build_model(name: str, kwargs: dict[str, Any]) -> nn.Module:
-    """Build a registered model from its class name and constructor arguments.
-
-    Unknown names and unknown arguments raise ``ValueError`` naming them and the valid ones.
-    """
-    _ensure_registry()
-    if name not in MODEL_REGISTRY:
-        raise ValueError(f"unknown model {name!r}; expected one of {sorted(MODEL_REGISTRY)}")
-    cls = MODEL_REGISTRY[name]
-    import inspect
-
-    params = inspect.signature(cls.__init__).parameters
-    valid = [p for p in params if p != "self"]
-    bad = sorted(set(kwargs) - set(valid))
-    if bad:
-        raise ValueError(f"{name} got unknown argument(s) {bad}; valid arguments: {valid}")
-    return cls(**kwargs)
+    """Import :mod:`equidyn.models`, whose modules register the built-in models."""
+    import equidyn.models  # noqa: F401
 
 
 class Potential(nn.Module):
