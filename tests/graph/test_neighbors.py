@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from equidyn.graph import apply_strain, cell_volume, edge_vectors, neighbor_list
+from equidyn.graph.neighbors import _vesin_available
 
 pytest.importorskip("vesin")
 
@@ -248,3 +249,45 @@ def test_matches_ase_neighborlist_on_256_atom_cell():
     assert as_set(edge_index, shift) == {
         (a, b, *c) for a, b, c in zip(i.tolist(), j.tolist(), s.tolist())
     }
+
+
+_CRASH_CASES = """
+import numpy as np, torch
+from equidyn.graph.neighbors import neighbor_list
+rng = np.random.default_rng(0)
+cases = [(np.array([[0.0, 0, 0], [2, 0, 0], [0, 2, 0]]) * 1e3, None, False),
+         (np.array([[0.0, 0, 0], [1, 0, 0], [0, 3000, 0], [3000, 3000, 0.5]]), None, False)]
+for widths in ([3.0, 2000, 2000], [2000.0, 2000, 3], [3.0, 3, 1e6]):
+    cell = np.diag(widths)
+    cases.append((rng.uniform(size=(20, 3)) @ cell, cell, True))
+for pos, cell, pbc in cases:
+    c = None if cell is None else torch.tensor(cell)
+    a = neighbor_list(torch.tensor(pos), 5.0, cell=c, pbc=pbc)
+    b = neighbor_list(torch.tensor(pos), 5.0, cell=c, pbc=pbc, backend="brute")
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]), (pos, cell)
+print("ok", len(cases))
+"""
+
+
+@pytest.mark.skipif(not _vesin_available(), reason="vesin not installed")
+def test_vesin_large_flat_boxes_do_not_crash():
+    """vesin 0.6 divides by zero (SIGFPE kills Python) when its capped cell grid gets an empty
+    direction: open molecules spread over a large flat box, elongated periodic cells. Run in a
+    subprocess so a crash fails this test instead of killing the run."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _CRASH_CASES], capture_output=True, text=True)
+    assert out.returncode == 0, (out.returncode, out.stderr[-2000:])
+    assert out.stdout.strip() == "ok 5"
+
+
+@pytest.mark.skipif(not _vesin_available(), reason="vesin not installed")
+def test_anisotropic_cell_too_large_for_fallback_is_a_clear_error(monkeypatch):
+    import equidyn.graph.neighbors as nb
+
+    monkeypatch.setattr(nb, "_BRUTE_FORCE_FALLBACK_ATOMS", 10)
+    cell = torch.diag(torch.tensor([3.0, 2000.0, 2000.0], dtype=torch.float64))
+    pos = torch.rand(20, 3, dtype=torch.float64) @ cell
+    with pytest.raises(ValueError, match="too anisotropic"):
+        neighbor_list(pos, 5.0, cell=cell, pbc=True)

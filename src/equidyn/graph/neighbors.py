@@ -117,9 +117,59 @@ def _vesin_list(
     import vesin
 
     nl = vesin.NeighborList(cutoff=float(r_max), full_list=True)
+    if not pbc.any():
+        # vesin 0.6 crashes the process (SIGFPE) on open systems whose bounding box is large
+        # and flat (e.g. three atoms spread over 2000 Å in a plane): search instead in a
+        # periodic cube wide enough that no periodic image comes within r_max, so every pair
+        # found has shift 0 and is exactly a pair of the open system.
+        low = pos.min(axis=0)
+        side = float((pos.max(axis=0) - low).max()) + 2.0 * float(r_max) + 1.0
+        i, j, shifts = nl.compute(pos - low, np.eye(3) * side, True, "ijS")
+        return np.asarray(i, np.int64), np.asarray(j, np.int64), np.zeros((len(i), 3), np.int64)
+    if _vesin_cells_collapse(cell, r_max):
+        if pos.shape[0] > _BRUTE_FORCE_FALLBACK_ATOMS:
+            widths = _face_distances(cell).round(3).tolist()
+            raise ValueError(
+                f"the cell {cell.tolist()} is too anisotropic for vesin's cell list (widths "
+                f"between faces {widths} Å at r_max={r_max}: its grid would have an empty "
+                f"direction and crash); with {pos.shape[0]} atoms the brute-force search "
+                f"(limit {_BRUTE_FORCE_FALLBACK_ATOMS}) is too large. Use a less elongated cell."
+            )
+        return _brute_force_list(pos, r_max, cell, pbc)
     periodic: bool | list[bool] = bool(pbc[0]) if (pbc == pbc[0]).all() else pbc.tolist()
     i, j, shifts = nl.compute(pos, cell, periodic, "ijS")
     return np.asarray(i, np.int64), np.asarray(j, np.int64), np.asarray(shifts, np.int64)
+
+
+#: vesin caps its cell-list grid at this many cells (vesin 0.6, ``MAX_NUMBER_OF_CELLS``)
+_VESIN_MAX_CELLS = 1e5
+#: largest system for which an anisotropic cell falls back to the O(N^2) brute-force search
+_BRUTE_FORCE_FALLBACK_ATOMS = 3000
+
+
+def _face_distances(cell: np.ndarray) -> np.ndarray:
+    """Distances between opposite faces of the cell (rows = lattice vectors), shape [3]."""
+    volume = abs(float(np.linalg.det(cell)))
+    areas = [np.linalg.norm(np.cross(cell[(k + 1) % 3], cell[(k + 2) % 3])) for k in range(3)]
+    return np.array([volume / a if a > 0 else 0.0 for a in areas])
+
+
+def _vesin_cells_collapse(cell: np.ndarray, r_max: float) -> bool:
+    """Whether vesin's rescaled cell grid would have a direction with no cell.
+
+    vesin sizes its grid as ``trunc(width / r_max)`` cells per direction and, above
+    ``1e5`` cells in all, rescales the three counts keeping their ratios; a thin direction
+    then truncates to 0 cells and the search divides by zero (SIGFPE, no exception). This
+    mirrors that arithmetic so the call is never made.
+    """
+    n = np.clip(np.trunc(_face_distances(cell) / r_max), 1.0, None)
+    if n.prod() <= _VESIN_MAX_CELLS:
+        return False
+    ratio_xy, ratio_yz = n[0] / n[1], n[1] / n[2]
+    nz = np.trunc(np.cbrt(_VESIN_MAX_CELLS / (ratio_xy * ratio_yz * ratio_yz)))
+    ny = np.trunc(ratio_yz * nz)
+    nx = np.trunc(ratio_xy * ny)
+    return bool(min(nx, ny, nz) < 1)
 
 
 def _brute_force_list(
