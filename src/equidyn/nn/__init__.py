@@ -17,6 +17,7 @@ from equidyn.nn.activation import NormalizedActivation, normalize2mom, parity
 from equidyn.nn.cutoff import CosineCutoff, PolynomialCutoff
 from equidyn.nn.dropout import Dropout
 from equidyn.nn.extract import Extract, ExtractIr, chunks, from_chunks
+from equidyn.nn.fully_connected import FullyConnectedNet
 from equidyn.nn.gate import Gate, ScalarActivation
 from equidyn.nn.mlp import MLP
 from equidyn.nn.norm_activation import NormActivation
@@ -30,6 +31,7 @@ __all__ = [
     "Dropout",
     "Extract",
     "ExtractIr",
+    "FullyConnectedNet",
     "GaussianBasis",
     "Gate",
     "LayerNorm",
