@@ -270,7 +270,7 @@ def test_force_like_second_derivative():
     tp = o3.ChannelwiseTensorProduct("3x0e+3x1o", "1x0e+1x1o+1x2e", ["0e"], internal_weights=True)
     tp = tp.to(F64)
     vec = torch.randn(5, 3, dtype=F64, requires_grad=True)
-    sh = o3.spherical_harmonics([0, 1, 2], vec, normalize=True)
+    sh = o3.spherical_harmonics([0, 1, 2], vec, normalize=True, normalization="component")
     x1 = torch.randn(5, 12, dtype=F64)
     energy = tp(x1, sh).sum()
     (forces,) = torch.autograd.grad(energy, vec, create_graph=True)

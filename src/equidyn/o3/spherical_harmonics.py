@@ -68,6 +68,7 @@ import torch
 from torch import Tensor, nn
 
 from equidyn.o3.irreps import Irreps
+from equidyn.o3.rotations import _is_compiling as _compiling
 
 __all__ = ["spherical_harmonics", "SphericalHarmonics"]
 
@@ -359,11 +360,24 @@ def _parse_ls(ls: int | list[int] | tuple[int, ...] | str | Irreps) -> list[int]
     raise TypeError(f"ls must be an int, a list of ints or irreps, got {type(ls).__name__}")
 
 
+def _check_finite(x: Tensor) -> None:
+    """``ValueError`` naming the first non-finite vector of ``x`` (skipped under compile)."""
+    if _compiling() or x.numel() == 0:
+        return
+    bad = ~torch.isfinite(x).all(dim=-1)  # [...]
+    if bool(bad.any()):
+        first = bad.nonzero()[0].tolist()
+        raise ValueError(
+            f"x must be finite: vector at index {first} is {x[tuple(first)].tolist()} "
+            "(the direction of a NaN or infinite vector is undefined)"
+        )
+
+
 def spherical_harmonics(
     ls: int | list[int] | tuple[int, ...] | str | Irreps,
     x: Tensor,
-    normalize: bool = True,
-    normalization: str = "component",
+    normalize: bool,
+    normalization: str = "integral",
 ) -> Tensor:
     r"""Real spherical harmonics :math:`Y^l(x)` for every ``l`` of ``ls``, concatenated.
 
@@ -376,9 +390,10 @@ def spherical_harmonics(
         x: vectors, shape ``(..., 3)``.
         normalize: evaluate on :math:`x / |x|` (the zero vector gives :math:`Y^{l\ge1} = 0`).
             Without it the result is a homogeneous polynomial of degree ``l`` in ``x``.
-        normalization: ``"component"`` (:math:`\|Y^l(\hat x)\|^2 = 2l+1`, the default),
-            ``"norm"`` (:math:`\|Y^l(\hat x)\| = 1`) or ``"integral"``
-            (:math:`\int (Y_l^m)^2 d\Omega = 1`; e3nn's default).
+            Required, as in e3nn.
+        normalization: ``"integral"`` (:math:`\int (Y_l^m)^2 d\Omega = 1`, the default, as
+            in e3nn), ``"component"`` (:math:`\|Y^l(\hat x)\|^2 = 2l+1`, what equidyn's
+            models use) or ``"norm"`` (:math:`\|Y^l(\hat x)\| = 1`).
 
     Returns:
         Tensor of shape ``(..., sum(2l+1))`` (``[..., irreps.dim]``), in the dtype and on the
@@ -387,11 +402,16 @@ def spherical_harmonics(
 
     >>> import torch
     >>> from equidyn.o3 import spherical_harmonics
-    >>> y = spherical_harmonics([0, 1, 2], torch.tensor([[0.0, 0.0, 2.0]]))
+    >>> y = spherical_harmonics([0, 1, 2], torch.tensor([[0.0, 0.0, 2.0]]), True, "component")
     >>> [round(v, 4) for v in y[0].tolist()]
     [1.0, 0.0, 0.0, 1.7321, 0.0, 0.0, -1.118, 0.0, 1.9365]
-    >>> spherical_harmonics(2, torch.zeros(3)).tolist()  # zero vector: Y^{l>=1} = 0
+    >>> round(spherical_harmonics(0, torch.ones(3), normalize=True).item(), 4)  # 1/sqrt(4 pi)
+    0.2821
+    >>> spherical_harmonics(2, torch.zeros(3), normalize=True).tolist()  # Y^{l>=1}(0) = 0
     [0.0, 0.0, 0.0, 0.0, 0.0]
+
+    Non-finite vectors (NaN or inf) raise ``ValueError`` naming the first one: their
+    direction, and so every :math:`Y^l`, is undefined.
     """
     ls_list = _parse_ls(ls)
     if normalization not in _NORMALIZATIONS:
@@ -402,6 +422,9 @@ def spherical_harmonics(
         raise ValueError(f"x must have shape (..., 3), got {tuple(x.shape)}")
     if not x.is_floating_point():
         raise TypeError(f"x must be a floating point tensor, got dtype {x.dtype}")
+    if not isinstance(normalize, bool):
+        raise TypeError(f"normalize must be True or False, got {normalize!r}")
+    _check_finite(x)
     batch = x.shape[:-1]
     if len(ls_list) == 0:
         return x.new_zeros(*batch, 0)
@@ -419,7 +442,7 @@ class SphericalHarmonics(nn.Module):
 
     >>> import torch
     >>> from equidyn.o3 import SphericalHarmonics
-    >>> sh = SphericalHarmonics([0, 1, 2])
+    >>> sh = SphericalHarmonics([0, 1, 2], normalize=True, normalization="component")
     >>> sh.irreps_out
     1x0e+1x1o+1x2e
     >>> sh(torch.randn(10, 3)).shape
@@ -429,8 +452,8 @@ class SphericalHarmonics(nn.Module):
     def __init__(
         self,
         ls: int | list[int] | tuple[int, ...] | str | Irreps,
-        normalize: bool = True,
-        normalization: str = "component",
+        normalize: bool,
+        normalization: str = "integral",
     ) -> None:
         super().__init__()
         ls_list = _parse_ls(ls)
