@@ -21,8 +21,8 @@ import torch
 from torch.utils.data import Dataset
 
 from equidyn._cache import default_cache_dir
+from equidyn._io import atomic_save
 from equidyn.dynamics.systems import egnn_reference_initial_states, simulate_charged_nbody
-from equidyn.train.checkpoint import atomic_save
 
 __all__ = ["DRAWS", "SPLITS", "ChargedNBodyDataset", "cache_dir", "load_charged_nbody"]
 
