@@ -1,4 +1,4 @@
-"""``equidyn nbody`` (src/equidyn/dynamics/nbody_benchmark.py): a tiny run, resume, outputs."""
+"""``equidyn nbody`` (src/equidyn/experiments/): a tiny run, resume, outputs."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import pytest
 import torch
 
 from equidyn.dynamics import data as nbody_data
-from equidyn.dynamics.nbody_benchmark import build_model, equivariance_mse, features, main
-from equidyn.dynamics.nbody_benchmark import train as nb_train
+from equidyn.experiments.nbody import main
+from equidyn.experiments.nbody_models import build_model, features
+from equidyn.experiments.nbody_task import equivariance_mse
+from equidyn.experiments.nbody_task import train as nb_train
 
 
 @pytest.fixture
@@ -79,7 +81,7 @@ def test_unrolled_rollout_training(tiny_splits, tmp_path):
     args = ["--model", "egnn_vel", "--task", "rollout", "--unroll", "2", "--hidden", "8"]
     args += ["--layers", "1", "--n-train", "2", "--n-valid", "6", "--n-test", "6", "--epochs"]
     args += ["1", "--cache", str(tmp_path), "--out", str(out), "--no-plot"]
-    import equidyn.dynamics.nbody_benchmark as nb
+    import equidyn.experiments.nbody_task as nb
 
     calls = []
     real = nb._predict_state
