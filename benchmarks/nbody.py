@@ -34,7 +34,6 @@ from pathlib import Path
 from equidyn.experiments.published import NBODY_PAPER_EPOCHS as PAPER_EPOCHS
 from equidyn.experiments.published import NBODY_TEST_MSE as PUBLISHED
 
-
 # the pair-force neural ODE's training recipe (docs/nbody.md): stage 1 learns the force law at
 # long range (softening 0.2, the 5 % worst trajectories trimmed), stage 2 fine-tunes it with a
 # shorter softening on all but the worst 1 %
