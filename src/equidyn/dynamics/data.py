@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import Dataset
@@ -99,7 +100,9 @@ def load_charged_nbody(
     path = cache_dir(cache) / f"charged_nbody_{split}_{tag}_{key}.pt"
     if path.exists():
         return torch.load(path, weights_only=True)
-    gen = {k: v for k, v in params.items() if k not in ("system", "version", "draw")}
+    gen: dict[str, Any] = {
+        k: v for k, v in params.items() if k not in ("system", "version", "draw")
+    }
     if draw == "egnn":
         q, x0, v0 = egnn_reference_initial_states(seed=43)[split]
         gen["initial"] = (q[:n_traj], x0[:n_traj], v0[:n_traj])

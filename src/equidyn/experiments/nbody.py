@@ -81,7 +81,7 @@ def _plot(
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="equidyn nbody", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="equidyn nbody", description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--model", default="egnn_vel", help=f"one of {sorted(MODELS)}")
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--n-train", type=int, default=3000, help="training trajectories (≤ 3000)")
@@ -192,7 +192,9 @@ def _model(args: argparse.Namespace) -> tuple[nn.Module, str]:
             raise ValueError(f"--softening must be positive, got {args.softening}")
         field.softening = float(args.softening)
     if (args.quick or args.no_compile) and isinstance(model, NeuralODE):
-        model.compile = False  # seconds, not minutes of code generation
+        # seconds, not minutes of code generation (NeuralODE.compile is a setting, not the
+        # method of nn.Module it shadows)
+        model.compile = False  # type: ignore[method-assign,assignment]
     if args.init_from is not None:
         model.load_state_dict(_init_weights(load_checkpoint(Path(args.init_from))))
         print(f"initial weights: the best model of {args.init_from}", flush=True)

@@ -110,7 +110,7 @@ class NBodyTask:
     """
 
     selection_metric = "mse"
-    best_splits = ("test",)
+    best_splits: tuple[str, ...] = ("test",)
 
     def __init__(
         self,

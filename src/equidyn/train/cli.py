@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -151,7 +151,8 @@ def evaluate_main(argv: list[str]) -> int:
 
     try:
         potential = load_model(args.model)
-        dtype = torch.float64 if args.float64 else potential.scale.dtype
+        scale = cast(torch.Tensor, potential.scale)  # a buffer
+        dtype = torch.float64 if args.float64 else scale.dtype
         potential = potential.to(dtype)
         graphs = load_structures(
             args.data,

@@ -151,7 +151,7 @@ class PotentialTask:
     def model_path(self) -> Path:
         return self.output_dir / "model.pt"
 
-    def train_batches(self, epoch: int, generator: torch.Generator) -> list[Sequence[AtomicGraph]]:
+    def train_batches(self, epoch: int, generator: torch.Generator) -> list[list[AtomicGraph]]:
         """Groups of ``batch_size`` structures in an order seeded by ``(seed, epoch)``."""
         g = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
         order = torch.randperm(len(self.train_graphs), generator=g).tolist()
