@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -239,6 +240,7 @@ def train(
     resume: bool = True,
     config: dict[str, Any] | None = None,
     progress: bool = True,
+    step_callback: Callable[[Trainer[NBodyTask], int], None] | None = None,
 ) -> dict[str, Any]:
     """Protocol training with best-validation selection, CSV log and resumable checkpoints.
 
@@ -256,8 +258,10 @@ def train(
     The batch order (and the rotations of ``augment``) come from a generator seeded by
     ``seed``. With ``resume`` and a ``checkpoint.pt`` in ``out`` written with the same
     ``config``, training continues where it stopped; Ctrl-C saves a checkpoint and raises
-    ``KeyboardInterrupt``. Returns the state of the run (``epoch``, ``best_valid``,
-    ``best_test``, ``best_epoch``, ``train_seconds``) with the best weights loaded in ``model``.
+    ``KeyboardInterrupt``; ``step_callback`` is the trainer's (see
+    :class:`~equidyn.train.trainer.Trainer`). Returns the state of the run (``epoch``,
+    ``best_valid``, ``best_test``, ``best_epoch``, ``train_seconds``) with the best weights
+    loaded in ``model``.
     """
     if schedule not in ("constant", "cosine"):
         raise ValueError(f"schedule must be 'constant' or 'cosine', got {schedule!r}")
@@ -271,7 +275,7 @@ def train(
         max_grad_norm=clip_grad, seed=seed, output_dir=str(out), progress=progress,
         log_epochs=progress, plots=False,
     )  # fmt: skip
-    trainer = Trainer(model, task, settings)
+    trainer = Trainer(model, task, settings, step_callback=step_callback)
     if resume and trainer.checkpoint_path.is_file():
         ckpt = load_checkpoint(trainer.checkpoint_path)
         check_resumable(ckpt, task.config, trainer.checkpoint_path)
