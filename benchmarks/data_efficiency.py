@@ -34,7 +34,8 @@ import torch
 from equidyn.data.split import split_indices
 from equidyn.train.config import TrainingConfig
 from equidyn.train.datasets import load_structures
-from equidyn.train.trainer import Trainer, build_potential, evaluate_potential
+from equidyn.train.potential_task import evaluate_potential, potential_trainer
+from equidyn.train.trainer import build_potential
 
 
 def fit_slope(ns: list[int], errors: list[float]) -> tuple[float, float]:
@@ -122,9 +123,9 @@ def run(args: argparse.Namespace) -> dict:
             dtype="float32",
         )
         t0 = time.perf_counter()
-        trainer = Trainer(pot, train, val, cfg)
+        trainer = potential_trainer(pot, train, val, cfg)
         trainer.fit()
-        best = trainer.best_potential()
+        best = trainer.task.best_potential()
         metrics = evaluate_potential(best, [g.to(dtype=torch.float32) for g in test], 10)["metrics"]
         wall = time.perf_counter() - t0
         row = {

@@ -1,6 +1,6 @@
 """equidyn MACE vs mace-torch: energy + forces on a 256-atom periodic Cu cell, side by side.
 
-Protocol (shared/anchors.md §1b): 4x4x4 cubic fcc Cu cell (a = 3.6 Å, 256 atoms) rattled by
+Protocol (docs/protocols.md §2): 4x4x4 cubic fcc Cu cell (a = 3.6 Å, 256 atoms) rattled by
 0.05 Å (seed 0), r_max 5 Å, randomly initialised models with the same hyperparameters
 (64x0e+64x1o, max_ell 3, correlation 3, 2 interactions, 8 Bessel functions, polynomial
 cutoff p = 5, radial MLP [64, 64, 64], readout MLP 16), 2 threads, median of 10 calls after
@@ -13,7 +13,7 @@ own process and virtual environment: equidyn in this interpreter, mace-torch in
 ``bash benchmarks/reference_envs.sh``).
 The two workers stay alive and are timed in alternation (one call each, in turn), so that load
 from other processes on the machine affects both sides alike. Every configuration is run
-with the default glibc allocator and with the tuned one of anchors §1b
+with the default glibc allocator and with the tuned one of docs/protocols.md §2
 (``MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ / MALLOC_TOP_PAD_``), the same for both.
 
     python benchmarks/mace_vs_mace_torch.py            # full protocol
@@ -52,7 +52,7 @@ HYPER = dict(r_max=5.0, num_bessel=8, polynomial_p=5, max_ell=3, correlation=3,
 
 
 def cu_cell():
-    """The 256-atom rattled Cu fcc cell of anchors §1b (an ase.Atoms)."""
+    """The 256-atom rattled Cu fcc cell of docs/protocols.md §2 (an ase.Atoms)."""
     from ase.build import bulk
 
     atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((4, 4, 4))

@@ -31,17 +31,8 @@ import sys
 import time
 from pathlib import Path
 
-PUBLISHED = {
-    "linear": 0.0819,
-    "se3_transformer": 0.0244,
-    "tfn": 0.0155,
-    "gnn": 0.0107,
-    "radial_field": 0.0104,
-    "egnn": 0.0071,
-    "egnn_vel": 0.0071,
-    "segnn": 0.0043,
-}
-PAPER_EPOCHS = 10000  # EGNN trained 10 000 epochs on this task
+from equidyn.experiments.published import NBODY_PAPER_EPOCHS as PAPER_EPOCHS
+from equidyn.experiments.published import NBODY_TEST_MSE as PUBLISHED
 
 # the pair-force neural ODE's training recipe (docs/nbody.md): stage 1 learns the force law at
 # long range (softening 0.2, the 5 % worst trajectories trimmed), stage 2 fine-tunes it with a

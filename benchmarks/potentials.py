@@ -1,7 +1,7 @@
 """Whole potentials side by side: equidyn NequIP / MACE against the nequip and mace-torch packages.
 
 Inference throughput (energy + forces, autograd) on the 256-atom periodic Cu fcc cell of
-anchors.md §1b: 4x4x4 cubic cells, a = 3.6 Å, rattled 0.05 Å (seed 0), r_max 5 Å, randomly
+docs/protocols.md §2: 4x4x4 cubic cells, a = 3.6 Å, rattled 0.05 Å (seed 0), r_max 5 Å, randomly
 initialised models, ``torch.set_num_threads(--threads)`` (2), median of ``--repeats`` (10)
 calls after 3 warm-ups, float32 and float64. Matching hyperparameters:
 
@@ -16,7 +16,7 @@ virtual environment (``--nequip-python``, ``--mace-python``; default the venvs t
 equidyn runs in a subprocess of this interpreter too,
 so every model sees the same environment. ``--allocator tuned`` sets
 ``MALLOC_MMAP_THRESHOLD_=1000000000000 MALLOC_TRIM_THRESHOLD_=1000000000000
-MALLOC_TOP_PAD_=1000000000`` for all of them (anchors.md §1b), ``default`` leaves glibc alone.
+MALLOC_TOP_PAD_=1000000000`` for all of them (docs/protocols.md §2), ``default`` leaves glibc alone.
 
     python benchmarks/potentials.py --quick           # float32, 1 warm-up, 3 repeats
     python benchmarks/potentials.py --allocator tuned

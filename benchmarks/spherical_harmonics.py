@@ -7,7 +7,7 @@ ratios see the same machine state. sphericart uses its own basis (z polar, integ
 normalization): the same amount of work, different numbers.
 
 Allocator: glibc returns large blocks to the system on every free unless tuned, and the page
-faults that follow cost a lot here (anchors.md §1b). Run the script as is for the default
+faults that follow cost a lot here (docs/protocols.md §2). Run the script as is for the default
 allocator, with ``MALLOC_MMAP_THRESHOLD_=1000000000000 MALLOC_TRIM_THRESHOLD_=1000000000000
 MALLOC_TOP_PAD_=1000000000`` for the tuned one, or with ``--both`` to run itself under both.
 

@@ -1,6 +1,6 @@
 """Tensor product speed: equidyn vs e3nn 0.6, side by side in one process.
 
-Problems (anchors.md §1):
+Problems (docs/protocols.md §1):
 
 * ``conv-L`` (L = 1, 2, 3): in1 = ``32x0e+32x1o+32x2e+32x3o`` truncated at L, in2 = spherical
   harmonics 0..L, every path l1 x l2 -> l3 with l3 <= L and p3 = (-1)^l3 (mode ``uvu``), one
@@ -17,8 +17,8 @@ divided by a plain fp32 2048 x 2048 matmul's rate measured in the same run. Peak
 forward+backward (after warm-up) is the peak of live tensor memory seen by
 ``torch.profiler(profile_memory=True)`` (see ``peak_memory_mib``).
 
-Run: ``python benchmarks/tensor_product.py [--quick]``. Allocator settings matter (anchors.md
-§1b); the script prints the ``MALLOC_*`` variables in effect.
+Run: ``python benchmarks/tensor_product.py [--quick]``. Allocator settings matter
+(docs/protocols.md §2); the script prints the ``MALLOC_*`` variables in effect.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ warnings.filterwarnings("ignore")
 
 
 def conv_problem(L: int, n: int, lib: str) -> tuple[torch.nn.Module, list[torch.Tensor], float]:
-    """ChannelwiseTensorProduct of anchors §1 (same paths and output order for both libs)."""
+    """The conv-L ChannelwiseTensorProduct of docs/protocols.md §1 (same paths and output order
+    for both libs)."""
     from equidyn import o3
 
     irreps1 = o3.Irreps([(32, (l, (-1) ** l)) for l in range(L + 1)])

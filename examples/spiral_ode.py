@@ -1,4 +1,4 @@
-"""Learn a 2-D spiral with a neural ODE (the classic torchdiffeq demo, anchors.md §4).
+"""Learn a 2-D spiral with a neural ODE (the classic torchdiffeq demo of Chen et al. 2018).
 
 True dynamics: ``dy/dt = y³ A`` (``y`` a row vector, cube taken elementwise) with
 ``A = [[-0.1, 2], [-2, -0.1]]``, ``y(0) = (2, 0)``, observed at 1000 times in ``[0, 25]``.

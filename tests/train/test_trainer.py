@@ -14,7 +14,8 @@ from equidyn.train.checkpoint import load_checkpoint
 from equidyn.train.cli import evaluate_main, train_main
 from equidyn.train.config import Config, TrainingConfig, load_config
 from equidyn.train.logging import read_csv_log
-from equidyn.train.trainer import Trainer, build_potential, evaluate_potential
+from equidyn.train.potential_task import evaluate_potential, potential_trainer
+from equidyn.train.trainer import build_potential
 
 
 def _trainer(graphs, out, **kw):
@@ -24,14 +25,16 @@ def _trainer(graphs, out, **kw):
         **{"epochs": 3, "batch_size": 5, "lr": 0.05, "output_dir": str(out), "progress": False,
            "plots": False, "log_epochs": False, **kw},
     )  # fmt: skip
-    return Trainer(pot, graphs[:16], graphs[16:20], cfg, test_graphs=graphs[20:])
+    return potential_trainer(pot, graphs[:16], graphs[16:20], cfg, test_graphs=graphs[20:])
 
 
 def test_training_lowers_the_loss(small_set, tmp_path):
     t = _trainer(small_set, tmp_path, epochs=6)
-    before = evaluate_potential(t.potential, t.train_graphs, weights=t.weights)["loss"]
+    task = t.task
+    before = evaluate_potential(t.model, task.train_graphs, weights=task.weights)["loss"]
     summary = t.fit()
-    after = evaluate_potential(t.best_potential(), t.train_graphs, weights=t.weights)["loss"]
+    after = evaluate_potential(task.best_potential(), task.train_graphs, weights=task.weights)
+    after = after["loss"]
     assert summary["epochs"] == 6 and summary["stop_reason"] == "finished 6 epochs"
     assert after < 0.9 * before
     rows = read_csv_log(tmp_path / "log.csv")
@@ -53,9 +56,7 @@ def test_resume_after_interruption_is_exact(small_set, tmp_path):
     resumed = _trainer(small_set, tmp_path / "run")  # different fresh weights are overwritten
     resumed.fit(resume=True)
     assert resumed.epoch == 3 and resumed.global_step == ref.global_step == 12
-    for (k, a), b in zip(
-        ref.potential.state_dict().items(), resumed.potential.state_dict().values()
-    ):
+    for (k, a), b in zip(ref.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), k
     for a, b in zip(ref.ema.shadow, resumed.ema.shadow):
         assert torch.equal(a, b)

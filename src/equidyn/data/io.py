@@ -250,7 +250,7 @@ def graph_to_atoms(graph: AtomicGraph) -> list[ase.Atoms]:
             cell=g.cell[0].detach().cpu().double().numpy(),
             pbc=g.pbc[0].cpu().numpy(),
         )
-        results = {}
+        results: dict[str, Any] = {}
         if g.energy is not None:
             results["energy"] = float(g.energy[0])
         if g.forces is not None:

@@ -16,13 +16,14 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import Dataset
 
 from equidyn._cache import default_cache_dir
+from equidyn._io import atomic_save
 from equidyn.dynamics.systems import egnn_reference_initial_states, simulate_charged_nbody
-from equidyn.train.checkpoint import atomic_save
 
 __all__ = ["DRAWS", "SPLITS", "ChargedNBodyDataset", "cache_dir", "load_charged_nbody"]
 
@@ -99,7 +100,9 @@ def load_charged_nbody(
     path = cache_dir(cache) / f"charged_nbody_{split}_{tag}_{key}.pt"
     if path.exists():
         return torch.load(path, weights_only=True)
-    gen = {k: v for k, v in params.items() if k not in ("system", "version", "draw")}
+    gen: dict[str, Any] = {
+        k: v for k, v in params.items() if k not in ("system", "version", "draw")
+    }
     if draw == "egnn":
         q, x0, v0 = egnn_reference_initial_states(seed=43)[split]
         gen["initial"] = (q[:n_traj], x0[:n_traj], v0[:n_traj])

@@ -12,10 +12,11 @@ and the free functions :func:`kinetic_energy`, :func:`linear_momentum` and
 connected graph of the ``n`` particles, vectorised over the batch of trajectories.
 
 :func:`simulate_charged_nbody` reproduces the charged N-body protocol of EGNN (Satorras et
-al. 2021; anchors.md §2) exactly: 5 particles with charges ±1, positions ~ N(0, 1), velocities
-of random direction and speed 0.5, forces ``F_i = Σ_j q_i q_j (x_i − x_j) / |x_i − x_j|³``
-with every component clamped to ±100, semi-implicit Euler with ``dt = 0.001``, a frame kept
-every 100 steps (frame ``k`` is the state after step ``100 (k + 1)``).
+al. 2021; docs/protocols.md §3) exactly: 5 particles with charges ±1, positions ~ N(0, 1),
+velocities of random direction and speed 0.5, forces
+``F_i = Σ_j q_i q_j (x_i − x_j) / |x_i − x_j|³`` with every component clamped to ±100,
+semi-implicit Euler with ``dt = 0.001``, a frame kept every 100 steps (frame ``k`` is the
+state after step ``100 (k + 1)``).
 """
 
 from __future__ import annotations

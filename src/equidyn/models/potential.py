@@ -363,14 +363,14 @@ class Potential(nn.Module):
 
 def save_model(potential: Potential, path: str | os.PathLike[str]) -> None:
     """Write ``potential`` to ``path`` (atomically) so :func:`load_model` rebuilds it."""
-    from equidyn.train.checkpoint import atomic_save
+    from equidyn._io import atomic_save
 
     atomic_save(potential.to_dict(), path)
 
 
 def load_model(path: str | os.PathLike[str]) -> Potential:
     """Load a model file written by :func:`save_model` (or by ``equidyn train``), in eval mode."""
-    from equidyn.train.checkpoint import load_checkpoint
+    from equidyn._io import load_checkpoint
 
     d = load_checkpoint(path)
     if isinstance(d, dict) and "potential" in d and "format" not in d:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -50,12 +50,13 @@ def run_training(
     Returns ``(summary, test_metrics)``; ``test_metrics`` is ``None`` when the run was
     interrupted (it can be resumed).
     """
+    from equidyn._io import load_checkpoint
     from equidyn.data.io import type_map_numbers
     from equidyn.data.split import split_indices
     from equidyn.models.potential import Potential
-    from equidyn.train.checkpoint import load_checkpoint
     from equidyn.train.datasets import load_structures
-    from equidyn.train.trainer import DTYPES, Trainer, build_potential, model_r_max
+    from equidyn.train.potential_task import potential_trainer
+    from equidyn.train.trainer import build_potential, model_r_max
 
     say = print if verbose else (lambda *a, **k: None)
     d, t = config.data, config.training
@@ -88,19 +89,18 @@ def run_training(
         say(f"resuming {ckpt_path} after epoch {epoch}, step {step}")
     else:
         potential = build_potential(config.model_class, config.model, train, type_numbers)
-    potential = potential.to(DTYPES[t.dtype])
+    trainer = potential_trainer(potential, train, val, t, test_graphs=test, run_config=config)
     n_params = sum(p.numel() for p in potential.parameters())
     say(f"{config.model_class}: {n_params} parameters, species {potential.atomic_numbers}")
-    trainer = Trainer(potential, train, val, t, test_graphs=test, run_config=config)
     summary = trainer.fit(resume=checkpoint is not None)
     say(summary["stop_reason"])
     if summary["stop_reason"].startswith("interrupted"):
         return summary, None
-    metrics = trainer.finish()
+    metrics = trainer.task.finish()
     which, n = metrics["set"], metrics["n_structures"]
     say(f"best epoch {summary['best_epoch']}; {which} set ({n} structures):")
     say(format_metrics(metrics))
-    say(f"model: {trainer.model_path}   log: {trainer.output_dir / 'log.csv'}")
+    say(f"model: {trainer.task.model_path}   log: {trainer.output_dir / 'log.csv'}")
     return summary, metrics
 
 
@@ -147,11 +147,12 @@ def evaluate_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     from equidyn.models.potential import describe_unknown_species, load_model
     from equidyn.train.datasets import load_structures
-    from equidyn.train.trainer import evaluate_potential
+    from equidyn.train.potential_task import evaluate_potential
 
     try:
         potential = load_model(args.model)
-        dtype = torch.float64 if args.float64 else potential.scale.dtype
+        scale = cast(torch.Tensor, potential.scale)  # a buffer
+        dtype = torch.float64 if args.float64 else scale.dtype
         potential = potential.to(dtype)
         graphs = load_structures(
             args.data,

@@ -74,9 +74,13 @@ class TrainingConfig:
         weight_decay: L2 penalty of Adam.
         energy_weight, force_weight, stress_weight: loss weights (see :mod:`.losses`).
         ema_decay: decay of the exponential moving average of weights (``None`` = off).
-        lr_factor, lr_patience, min_lr: ``ReduceLROnPlateau`` on the validation loss.
-        early_stopping_patience: stop after this many epochs without a better validation
-            loss (``None`` = never).
+        schedule: learning rate: ``"plateau"`` (``ReduceLROnPlateau`` on the validation
+            loss), ``"constant"`` or ``"cosine"`` (annealed to 0 over ``epochs``).
+        lr_factor, lr_patience, min_lr: the ``"plateau"`` schedule's settings.
+        early_stopping_patience: stop after this many evaluations without a better
+            validation loss (``None`` = never).
+        eval_every: evaluate on the validation set every this many epochs (and after the
+            last).
         max_grad_norm: clip the gradient norm (``None`` = no clipping).
         max_time_s: stop (cleanly, after the current epoch) once this much wall time passed.
         seed: seed of the model initialisation and the batch order.
@@ -96,10 +100,12 @@ class TrainingConfig:
     force_weight: float = 1.0
     stress_weight: float = 0.0
     ema_decay: float | None = 0.99
+    schedule: str = "plateau"
     lr_factor: float = 0.5
     lr_patience: int = 10
     min_lr: float = 1e-6
     early_stopping_patience: int | None = 40
+    eval_every: int = 1
     max_grad_norm: float | None = None
     max_time_s: float | None = None
     seed: int = 0

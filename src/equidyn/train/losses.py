@@ -38,14 +38,22 @@ def loss_terms(pred: dict[str, Tensor], ref: dict[str, Tensor | None]) -> dict[s
     ``ref`` holds ``"energy"`` ``[B]``, ``"forces"`` ``[N, 3]``, ``"stress"`` ``[B, 3, 3]``
     (each optional) and ``"num_atoms"`` ``[B]``.
     """
+    return {key: (err**2).mean() for key, err in _errors(pred, ref).items()}
+
+
+def _errors(pred: dict[str, Tensor], ref: dict[str, Tensor | None]) -> dict[str, Tensor]:
+    """Prediction minus reference per quantity present in both (energies per atom)."""
     out: dict[str, Tensor] = {}
-    if ref.get("energy") is not None and "energy" in pred:
-        n = ref["num_atoms"].to(pred["energy"].dtype)  # type: ignore[union-attr]
-        out["energy"] = (((pred["energy"] - ref["energy"]) / n) ** 2).mean()
-    if ref.get("forces") is not None and "forces" in pred:
-        out["forces"] = ((pred["forces"] - ref["forces"]) ** 2).mean()
-    if ref.get("stress") is not None and "stress" in pred:
-        out["stress"] = ((pred["stress"] - ref["stress"]) ** 2).mean()
+    for key in ("energy", "forces", "stress"):
+        target = ref.get(key)
+        if target is None or key not in pred:
+            continue
+        out[key] = pred[key] - target
+        if key == "energy":
+            num_atoms = ref.get("num_atoms")
+            if num_atoms is None:
+                raise ValueError("energies need 'num_atoms' in the reference")
+            out[key] = out[key] / num_atoms.to(pred[key].dtype)
     return out
 
 
@@ -86,13 +94,8 @@ class ErrorAccumulator:
         self._n[key] = self._n.get(key, 0) + err.numel()
 
     def add(self, pred: dict[str, Tensor], ref: dict[str, Tensor | None]) -> None:
-        if ref.get("energy") is not None and "energy" in pred:
-            n = ref["num_atoms"].to(pred["energy"].dtype)  # type: ignore[union-attr]
-            self._add("energy", (pred["energy"] - ref["energy"]) / n)
-        if ref.get("forces") is not None and "forces" in pred:
-            self._add("forces", pred["forces"] - ref["forces"])
-        if ref.get("stress") is not None and "stress" in pred:
-            self._add("stress", pred["stress"] - ref["stress"])
+        for key, err in _errors(pred, ref).items():
+            self._add(key, err)
 
     def metrics(self) -> dict[str, float]:
         """``{"energy_mae", "energy_rmse", "forces_mae", ...}`` in meV (per atom, per Å, per Å³)."""

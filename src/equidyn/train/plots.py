@@ -36,7 +36,7 @@ def _pyplot():
 def _save(fig, path: str | os.PathLike[str]) -> None:
     from io import BytesIO
 
-    from equidyn.train.checkpoint import atomic_write_bytes
+    from equidyn._io import atomic_write_bytes
 
     buf = BytesIO()
     fig.savefig(buf, format="png", dpi=120)

@@ -1,4 +1,4 @@
-"""``equidyn nbody`` (src/equidyn/dynamics/nbody_benchmark.py): a tiny run, resume, outputs."""
+"""``equidyn nbody`` (src/equidyn/experiments/): a tiny run, resume, outputs."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import pytest
 import torch
 
 from equidyn.dynamics import data as nbody_data
-from equidyn.dynamics.nbody_benchmark import build_model, equivariance_mse, features, main
-from equidyn.dynamics.nbody_benchmark import train as nb_train
+from equidyn.experiments.nbody import main
+from equidyn.experiments.nbody_models import build_model, features
+from equidyn.experiments.nbody_task import equivariance_mse
+from equidyn.experiments.nbody_task import train as nb_train
 
 
 @pytest.fixture
@@ -79,7 +81,7 @@ def test_unrolled_rollout_training(tiny_splits, tmp_path):
     args = ["--model", "egnn_vel", "--task", "rollout", "--unroll", "2", "--hidden", "8"]
     args += ["--layers", "1", "--n-train", "2", "--n-valid", "6", "--n-test", "6", "--epochs"]
     args += ["1", "--cache", str(tmp_path), "--out", str(out), "--no-plot"]
-    import equidyn.dynamics.nbody_benchmark as nb
+    import equidyn.experiments.nbody_task as nb
 
     calls = []
     real = nb._predict_state
@@ -140,3 +142,34 @@ def test_init_from_and_softening(tiny_splits, tmp_path):
     assert r2["test_mse"] == pytest.approx(r1["test_mse"], rel=1e-5)
     with pytest.raises(ValueError, match="--softening needs the pair_ode model"):
         main(["--model", "egnn_vel", "--softening", "0.1", "--out", str(tmp_path / "x")])
+
+
+def test_ctrl_c_mid_epoch_resumes_exactly(tiny_splits, tmp_path, capsys):
+    import os
+    import signal
+
+    from equidyn.dynamics.data import ChargedNBodyDataset
+
+    def run(out, **kw):
+        torch.manual_seed(0)
+        model, kind = build_model("egnn_vel", 8, 1)
+        splits = [ChargedNBodyDataset(s, 6, cache=tmp_path) for s in ("train", "valid", "test")]
+        kw = {"epochs": 2, "out": out, "augment": True, "batch_size": 2, "config": {"a": 1}, **kw}
+        return model, nb_train(model, kind, *splits, **kw)
+
+    ref_model, ref = run(tmp_path / "ref")
+    ctrl_c = lambda trainer, step: os.kill(os.getpid(), signal.SIGINT) if step == 4 else None
+    with pytest.raises(KeyboardInterrupt):  # in epoch 2 (3 steps per epoch), after step 1
+        run(tmp_path / "run", step_callback=ctrl_c)
+    assert "interrupted: checkpoint saved" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="different configuration"):
+        run(tmp_path / "run", config={"a": 2})
+    model, state = run(tmp_path / "run")
+    assert "resuming from" in capsys.readouterr().out
+    timeless = lambda s: {k: v for k, v in s.items() if k != "train_seconds"}
+    assert timeless(state) == timeless(ref)
+    for a, b in zip(ref_model.parameters(), model.parameters()):
+        assert torch.equal(a, b)
+    log = lambda d: (d / "log.csv").read_text().splitlines()
+    strip = lambda rows: [",".join(r.split(",")[:4]) for r in rows]  # no timings
+    assert strip(log(tmp_path / "ref")) == strip(log(tmp_path / "run"))
