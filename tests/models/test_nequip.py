@@ -30,8 +30,8 @@ class TestNequIPL2(PotentialBattery):
 def test_published_default_features():
     model = NequIP(num_species=1)
     assert str(model.irreps_hidden) == "16x0e+16x0o+16x1o+16x1e+16x2e+16x2o"
-    assert (model.r_max, len(model.blocks), model.bessel.num_basis) == (4.0, 4, 8)
-    assert model.cutoff.p == 6
+    assert (model.r_max, len(model.blocks), model.edges.basis.num_basis) == (4.0, 4, 8)
+    assert model.edges.cutoff.p == 6
     assert str(hidden_irreps(8, 1, parity=False)) == "8x0e+8x1o"
 
 
