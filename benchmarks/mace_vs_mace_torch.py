@@ -47,8 +47,8 @@ TUNED_MALLOC = {
     "MALLOC_TOP_PAD_": "1000000000",
 }
 HIDDEN = "64x0e+64x1o"
-HYPER = dict(r_max=5.0, num_bessel=8, polynomial_p=5, max_ell=3, correlation=3,
-             num_interactions=2, radial_mlp=[64, 64, 64], readout_hidden=16)  # fmt: skip
+HYPER = dict(r_max=5.0, num_basis=8, polynomial_p=5, l_max=3, correlation=3,
+             num_layers=2, radial_mlp=[64, 64, 64], readout_hidden=16)  # fmt: skip
 
 
 def cu_cell():
@@ -105,10 +105,10 @@ def _mace_setup(dtype):
     torch.manual_seed(0)
     block = modules.interaction_classes["RealAgnosticResidualInteractionBlock"]
     model = modules.MACE(
-        r_max=HYPER["r_max"], num_bessel=HYPER["num_bessel"],
-        num_polynomial_cutoff=HYPER["polynomial_p"], max_ell=HYPER["max_ell"],
+        r_max=HYPER["r_max"], num_bessel=HYPER["num_basis"],
+        num_polynomial_cutoff=HYPER["polynomial_p"], max_ell=HYPER["l_max"],
         interaction_cls=block, interaction_cls_first=block,
-        num_interactions=HYPER["num_interactions"], num_elements=1,
+        num_interactions=HYPER["num_layers"], num_elements=1,
         hidden_irreps=o3.Irreps(HIDDEN), MLP_irreps=o3.Irreps(f"{HYPER['readout_hidden']}x0e"),
         gate=torch.nn.functional.silu, atomic_energies=np.zeros(1), avg_num_neighbors=43.0,
         atomic_numbers=[29], correlation=HYPER["correlation"], radial_MLP=HYPER["radial_mlp"],
@@ -198,8 +198,8 @@ EQUIDYN_TRAIN = (
     EQUIDYN_GRAPHS
     + r"""
 from equidyn.models.mace import MACE
-model = MACE(num_species=2, r_max=S["r_max"], num_bessel=8, polynomial_p=5, max_ell=S["max_ell"],
-             correlation=S["correlation"], num_interactions=S["num_interactions"],
+model = MACE(num_species=2, r_max=S["r_max"], num_basis=8, polynomial_p=5, l_max=S["max_ell"],
+             correlation=S["correlation"], num_layers=S["num_interactions"],
              hidden_irreps=S["hidden"], radial_mlp=S["radial_mlp"],
              readout_hidden=S["readout_hidden"], avg_num_neighbors=average_num_neighbors(G))
 """

@@ -85,7 +85,7 @@ EQUIDYN_NEQUIP = r"""
 from equidyn.graph import radius_graph
 from equidyn.models import NequIP, Potential
 model = NequIP(num_species=1, r_max=5.0, l_max=2, parity=True, num_features=32, num_layers=4,
-               num_bessel=8, polynomial_p=6, radial_hidden=128, radial_layers=1,
+               num_basis=8, polynomial_p=6, radial_hidden=128, radial_layers=1,
                avg_num_neighbors=43.0)
 pot = Potential(model, [29]).to(DTYPE).train(TRAIN)  # train: forces keep their graph
 g = radius_graph(torch.tensor(atoms.positions, dtype=DTYPE), atoms.numbers, 5.0,
@@ -178,11 +178,11 @@ print(json.dumps({"ms": ms, "edges": int(batch["edge_index"].shape[1]),
 MACE_KWARGS = dict(
     num_species=1,
     r_max=5.0,
-    num_bessel=8,
+    num_basis=8,
     polynomial_p=5,
-    max_ell=3,
+    l_max=3,
     correlation=3,
-    num_interactions=2,
+    num_layers=2,
     hidden_irreps="64x0e+64x1o",
     radial_mlp=[64, 64, 64],
     avg_num_neighbors=43.0,

@@ -90,8 +90,8 @@ EQUIDYN = (
     + r"""
 from equidyn.models import NequIP
 model = NequIP(num_species=2, r_max=S["r_max"], l_max=S["l_max"], parity=True,
-               num_features=S["features"], num_layers=S["layers"], num_bessel=8,
-               trainable_bessel=False, polynomial_p=6, radial_hidden=S["radial_width"],
+               num_features=S["features"], num_layers=S["layers"], num_basis=8,
+               trainable_basis=False, polynomial_p=6, radial_hidden=S["radial_width"],
                radial_layers=1, avg_num_neighbors=average_num_neighbors(G))
 """
     + EQUIDYN_FIT

@@ -121,3 +121,21 @@ def test_compiled_matches_eager():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         small_mace(**kwargs)
+
+
+def test_deprecated_argument_names_warn_and_build_the_same_model():
+    torch.manual_seed(0)
+    new = small_mace(num_basis=6, l_max=1, num_layers=1)
+    with pytest.warns(FutureWarning) as caught:
+        torch.manual_seed(0)
+        args = dict(num_species=2, r_max=3.5, max_ell=1, correlation=3, num_interactions=1,
+                    hidden_irreps="4x0e + 4x1o", radial_mlp=[8, 8], readout_hidden=4,
+                    avg_num_neighbors=6.0, num_bessel=6)  # fmt: skip
+        old = MACE(**args)
+    assert sorted(str(w.message).split("'")[1] for w in caught) == [
+        "max_ell", "num_bessel", "num_interactions"
+    ]  # fmt: skip
+    assert old.config() == new.config()
+    for (k, a), (_, b) in zip(old.state_dict().items(), new.state_dict().items()):
+        assert torch.equal(a, b), k
+    assert "interactions.0.radial.weights.0" in old.state_dict()  # the keys of model files

@@ -101,3 +101,26 @@ def test_compiled_matches_eager_aot():
 @pytest.mark.slow  # inductor code generation takes minutes; the trace is covered above
 def test_compiled_matches_eager_inductor():
     _compile_case("inductor")
+
+
+def test_deprecated_argument_names_warn_and_build_the_same_model():
+    torch.manual_seed(0)
+    new = small_nequip(1, num_basis=6, trainable_basis=False)
+    with pytest.warns(FutureWarning, match="is deprecated, use") as caught:
+        torch.manual_seed(0)
+        old = small_nequip(1, num_bessel=6, trainable_bessel=False)
+    assert sorted(str(w.message) for w in caught) == [
+        "NequIP: argument 'num_bessel' is deprecated, use 'num_basis'",
+        "NequIP: argument 'trainable_bessel' is deprecated, use 'trainable_basis'",
+    ]
+    assert old.config() == new.config()
+    for (k, a), (_, b) in zip(old.state_dict().items(), new.state_dict().items()):
+        assert torch.equal(a, b), k
+    with pytest.raises(TypeError, match="both 'num_bessel'"):
+        small_nequip(1, num_bessel=6, num_basis=6)
+
+
+def test_state_dict_keys_are_those_of_model_files():
+    keys = list(small_nequip(1).state_dict())
+    assert keys[0] == "bessel.freqs" and "blocks.0.radial.weights.0" in keys
+    assert not any(k.startswith(("edges.", "blocks.0.conv.")) for k in keys)
