@@ -1,4 +1,4 @@
-r"""MACE: higher body-order equivariant message passing (Batavia et al. 2022).
+r"""MACE: higher body-order equivariant message passing (Batatia et al. 2022).
 
 Atom :math:`i` of species :math:`z_i` carries features :math:`h_i` (``hidden_irreps``, e.g.
 ``128x0e + 128x1o``, with :math:`C` channels). Interaction :math:`t` builds the *atomic basis*
@@ -61,7 +61,7 @@ from equidyn.o3.symmetric_contraction import SymmetricContraction
 
 __all__ = ["MACE", "MACEInteraction", "MACEProduct", "MACE_DEFAULTS"]
 
-#: The hyperparameters of the MACE paper / mace-torch defaults (anchors §3).
+#: The hyperparameters of the MACE paper (Batatia et al. 2022), also mace-torch's defaults.
 MACE_DEFAULTS: dict[str, Any] = {
     "r_max": 5.0,
     "num_basis": 8,
