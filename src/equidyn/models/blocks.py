@@ -38,7 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from equidyn.graph.scatter import scatter_sum
-from equidyn.nn import MLP
+from equidyn.nn import MLP, BesselBasis, PolynomialCutoff
 from equidyn.o3 import ChannelwiseTensorProduct, Irrep, Irreps, spherical_harmonics
 
 __all__ = [
@@ -101,6 +101,19 @@ class EdgeEmbedding(nn.Module):
         self.basis = basis
         self.cutoff = cutoff
         self.num_basis = int(basis.num_basis)
+
+    @classmethod
+    def bessel(
+        cls, l_max: int, r_max: float, num_basis: int, polynomial_p: int, trainable: bool = False
+    ) -> EdgeEmbedding:
+        """The embedding of the interatomic potentials: ``num_basis`` Bessel functions (learned
+        frequencies if ``trainable``) times the polynomial cutoff of exponent ``polynomial_p``.
+
+        >>> EdgeEmbedding.bessel(2, r_max=4.0, num_basis=8, polynomial_p=6).num_basis
+        8
+        """
+        basis = BesselBasis(r_max, num_basis, trainable=trainable)
+        return cls(l_max, basis, PolynomialCutoff(r_max, polynomial_p))
 
     def forward(self, edge_vec: Tensor) -> tuple[Tensor, Tensor]:
         sh = spherical_harmonics(

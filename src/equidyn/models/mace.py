@@ -246,11 +246,7 @@ class MACE(nn.Module):
         self.irreps_hidden = irreps_hidden
         n_bar = 1.0 if avg_num_neighbors is None else float(avg_num_neighbors)
 
-        self.edges = EdgeEmbedding(
-            l_max,
-            enn.BesselBasis(r_max, num_basis, trainable=trainable_basis),
-            enn.PolynomialCutoff(r_max, polynomial_p),
-        )
+        self.edges = EdgeEmbedding.bessel(l_max, r_max, num_basis, polynomial_p, trainable_basis)
         SavedKeyPrefixes({"edges.basis.": "bessel."}).attach(self)
         self.irreps_sh = self.edges.irreps_sh
         scalars = o3.Irreps(f"{channels}x0e")

@@ -225,11 +225,7 @@ class NequIP(nn.Module):
         self.irreps_hidden = hidden_irreps(num_features, l_max, parity)
         n_bar = 1.0 if avg_num_neighbors is None else float(avg_num_neighbors)
 
-        self.edges = EdgeEmbedding(
-            l_max,
-            enn.BesselBasis(r_max, num_basis, trainable=trainable_basis),
-            enn.PolynomialCutoff(r_max, polynomial_p),
-        )
+        self.edges = EdgeEmbedding.bessel(l_max, r_max, num_basis, polynomial_p, trainable_basis)
         SavedKeyPrefixes({"edges.basis.": "bessel."}).attach(self)
         self.irreps_sh = self.edges.irreps_sh
         self.embedding = o3.Linear(o3.Irreps(f"{num_species}x0e"), o3.Irreps(f"{num_features}x0e"))
