@@ -74,14 +74,27 @@ MACE_DEFAULTS: dict[str, Any] = {
 }
 
 
-def _channels(irreps: o3.Irreps, what: str) -> int:
+def _hidden_channels(hidden_irreps: Any) -> tuple[o3.Irreps, int]:
+    """``hidden_irreps`` as Irreps and its number of channels :math:`C` (ValueError unless it
+    parses, contains ``0e`` and has one multiplicity for every irrep)."""
+    try:
+        irreps = o3.Irreps(hidden_irreps)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"hidden_irreps {hidden_irreps!r} is not an Irreps: {e}") from None
     muls = {mul for mul, _ in irreps}
     if len(muls) != 1 or o3.Irrep("0e") not in [ir for _, ir in irreps]:
         raise ValueError(
-            f"{what} must contain 0e and have one multiplicity (the channels) for every irrep, "
-            f"e.g. '128x0e + 128x1o'; got {irreps}"
+            "hidden_irreps must contain 0e and have one multiplicity (the channels) for every "
+            f"irrep, e.g. '128x0e + 128x1o'; got {irreps}"
         )
-    return muls.pop()
+    return irreps, muls.pop()
+
+
+def _check_widths(radial_mlp: Sequence[int]) -> list[int]:
+    widths = list(radial_mlp)
+    if any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
+        raise ValueError(f"radial_mlp must be a list of positive ints, got {radial_mlp!r}")
+    return widths
 
 
 class MACEInteraction(nn.Module):
@@ -232,14 +245,8 @@ class MACE(nn.Module):
             r_max,
             avg_num_neighbors,
         )
-        radial_mlp = list(radial_mlp)
-        if any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in radial_mlp):
-            raise ValueError(f"radial_mlp must be a list of positive ints, got {radial_mlp!r}")
-        try:
-            irreps_hidden = o3.Irreps(hidden_irreps)
-        except (ValueError, TypeError) as e:
-            raise ValueError(f"hidden_irreps {hidden_irreps!r} is not an Irreps: {e}") from None
-        channels = _channels(irreps_hidden, "hidden_irreps")
+        radial_mlp = _check_widths(radial_mlp)
+        irreps_hidden, channels = _hidden_channels(hidden_irreps)
         self.r_max = float(r_max)
         self.num_species = num_species
         self.l_max = l_max

@@ -258,15 +258,17 @@ class Potential(nn.Module):
                 g = grads[0]
                 out["forces"] = -g if g is not None else torch.zeros_like(pos)  # [n_atoms, 3]
             if compute_stress:
-                g = grads[-1]
-                g = g if g is not None else torch.zeros_like(cell)
-                vol = cell_volume(cell)  # [n_graphs]
-                has_vol = vol > 0
-                safe = torch.where(has_vol, vol, torch.ones_like(vol))
-                out["stress"] = torch.where(
-                    has_vol[:, None, None], g / safe[:, None, None], torch.zeros_like(g)
-                )  # [n_graphs, 3, 3]
+                out["stress"] = self._stress(grads[-1], cell)  # [n_graphs, 3, 3]
         return out
+
+    @staticmethod
+    def _stress(grad: Tensor | None, cell: Tensor) -> Tensor:
+        """``∂E/∂ε / V`` per structure ``[n_graphs, 3, 3]`` (zero where the volume is zero)."""
+        g = grad if grad is not None else torch.zeros_like(cell)
+        vol = cell_volume(cell)  # [n_graphs]
+        has_vol = vol > 0
+        safe = torch.where(has_vol, vol, torch.ones_like(vol))
+        return torch.where(has_vol[:, None, None], g / safe[:, None, None], torch.zeros_like(g))
 
     def compute(
         self,
