@@ -38,7 +38,7 @@ import sys
 import time
 from pathlib import Path
 
-from _reference import reference_python  # benchmarks/_reference.py
+from _reference import params_warning, reference_python  # benchmarks/_reference.py
 from potentials_accuracy import EQUIDYN_FIT, EQUIDYN_GRAPHS, run  # the shared protocol
 
 TUNED_MALLOC = {
@@ -284,6 +284,10 @@ def accuracy(args: argparse.Namespace) -> None:
             print(f"{name:<13} energy MAE {r['energy_mae']:7.2f} meV/atom  force MAE "
                   f"{r['forces_mae']:7.2f} meV/Å  params {r['params']:>7}  "
                   f"training {r['train_s']:.0f} s", flush=True)  # fmt: skip
+    ours, theirs = results["equidyn MACE"], results["mace-torch"]
+    if "params" in ours and "params" in theirs:
+        print(params_warning("equidyn MACE", ours["params"], "mace-torch", theirs["params"])
+              or "same model size (parameter counts within 10 %)")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 
@@ -370,6 +374,10 @@ def main() -> None:
     ours_h, theirs_h = first["equidyn"], first["mace_torch"]
     print(f"\nparameters: equidyn {ours_h['params']:,}"
           + (f", mace-torch {theirs_h['params']:,}" if theirs_h else ""))  # fmt: skip
+    warning = theirs_h and params_warning("equidyn MACE", ours_h["params"], "mace-torch",
+                                          theirs_h["params"])  # fmt: skip
+    if warning:
+        print(warning + "; the time ratios above are not a like-for-like speed-up")
     print(f"edges: equidyn {ours_h['edges']}"
           + (f", mace-torch {theirs_h['edges']}" if theirs_h else ""))  # fmt: skip
     print(

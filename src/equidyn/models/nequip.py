@@ -96,14 +96,15 @@ class InteractionBlock(nn.Module):
         irreps_target: the features wanted after the gate (those the convolution cannot
             reach are dropped).
         irreps_sh: spherical harmonics of the edge directions.
-        num_species: size of the one-hot species vector of the self-connection.
+        num_attrs: size of the scalar node attributes of the self-connection (the one-hot
+            species or a species embedding); ``0``: no self-connection.
         num_basis: size of the radial embedding.
         radial_hidden: width of the radial MLP's hidden layers.
         radial_layers: number of hidden layers of the radial MLP.
         avg_num_neighbors: :math:`\bar n`, the neighbour sum is divided by its square root.
 
-    Inputs of :meth:`forward`: node features ``[n_atoms, irreps_in.dim]``, one-hot species
-    ``[n_atoms, num_species]``, ``edge_index`` ``[2, n_edges]``, spherical harmonics
+    Inputs of :meth:`forward`: node features ``[n_atoms, irreps_in.dim]``, node attributes
+    ``[n_atoms, num_attrs]``, ``edge_index`` ``[2, n_edges]``, spherical harmonics
     ``[n_edges, irreps_sh.dim]`` and the radial embedding ``[n_edges, num_basis]``.
     The convolution (:class:`~equidyn.models.blocks.RadialWeightedConvolution`) saves its
     radial MLP under the key ``radial.`` of the layer, as model files always had it.
@@ -114,7 +115,7 @@ class InteractionBlock(nn.Module):
         irreps_in: o3.Irreps,
         irreps_target: o3.Irreps,
         irreps_sh: o3.Irreps,
-        num_species: int,
+        num_attrs: int,
         num_basis: int,
         radial_hidden: int,
         radial_layers: int,
@@ -141,19 +142,23 @@ class InteractionBlock(nn.Module):
             [num_basis] + [radial_hidden] * radial_layers,
         )
         self.linear_2 = o3.Linear(self.conv.irreps_out, irreps_mid)
-        self.self_connection = o3.FullyConnectedTensorProduct(
-            self.irreps_in, o3.Irreps(f"{num_species}x0e"), irreps_mid
-        )
+        self.self_connection: o3.FullyConnectedTensorProduct | None = None
+        if num_attrs > 0:
+            self.self_connection = o3.FullyConnectedTensorProduct(
+                self.irreps_in, o3.Irreps(f"{num_attrs}x0e"), irreps_mid
+            )
         self.norm = 1.0 / float(avg_num_neighbors) ** 0.5
         self.irreps_out = self.gate.irreps_out
         SavedKeyPrefixes({"conv.radial.": "radial."}).attach(self)
 
     def forward(
-        self, h: Tensor, one_hot: Tensor, edge_index: Tensor, sh: Tensor, radial: Tensor
+        self, h: Tensor, attrs: Tensor, edge_index: Tensor, sh: Tensor, radial: Tensor
     ) -> Tensor:
         x = self.linear_1(h)  # [n_atoms, irreps_in.dim]
         m = self.conv(x, edge_index, sh, radial, self.norm)  # [n_atoms, conv.irreps_out.dim]
-        out = self.linear_2(m) + self.self_connection(h, one_hot)  # [n_atoms, irreps_mid.dim]
+        out = self.linear_2(m)  # [n_atoms, irreps_mid.dim]
+        if self.self_connection is not None:
+            out = out + self.self_connection(h, attrs)
         return self.gate(out)  # [n_atoms, irreps_out.dim]
 
 
@@ -178,6 +183,11 @@ class NequIP(nn.Module):
         radial_layers: hidden layers of the radial MLP (2).
         avg_num_neighbors: :math:`\bar n` normalising the neighbour sums; ``None`` = 1
             (the trainer sets it from the training data).
+        self_connection: the node attributes :math:`z_i` of the self-connections:
+            ``"species"`` (the one-hot species, in every layer) or ``"embedding"`` (as the
+            ``nequip`` package: the learned species embedding of ``num_features`` scalars that
+            also starts the features, and no self-connection in the first layer; about
+            ``num_features`` times more self-connection weights).
 
     Attributes:
         r_max, num_species: see :class:`~equidyn.models.potential.AtomicEnergyModel`.
@@ -204,8 +214,13 @@ class NequIP(nn.Module):
         radial_hidden: int = 64,
         radial_layers: int = 2,
         avg_num_neighbors: float | None = None,
+        self_connection: str = "species",
     ) -> None:
         super().__init__()
+        if self_connection not in ("species", "embedding"):
+            raise ValueError(
+                f"self_connection must be 'species' or 'embedding', got {self_connection!r}"
+            )
         check_model_args(
             [
                 ("num_species", num_species, 1),
@@ -222,6 +237,8 @@ class NequIP(nn.Module):
         self.r_max = float(r_max)
         self.num_species = num_species
         self.l_max = l_max
+        self.self_connection = self_connection
+        num_attrs = num_species if self_connection == "species" else num_features
         self.irreps_hidden = hidden_irreps(num_features, l_max, parity)
         n_bar = 1.0 if avg_num_neighbors is None else float(avg_num_neighbors)
 
@@ -235,9 +252,10 @@ class NequIP(nn.Module):
             last = t == num_layers - 1
             # the last block only needs the even scalars that the energy is read from
             target = o3.Irreps(f"{num_features}x0e") if last else self.irreps_hidden
+            attrs = 0 if self_connection == "embedding" and t == 0 else num_attrs
             block = InteractionBlock(
-                irreps, target, self.irreps_sh, num_species, num_basis, radial_hidden,
-                radial_layers, n_bar,
+                irreps, target, self.irreps_sh, attrs, num_basis, radial_hidden, radial_layers,
+                n_bar,
             )  # fmt: skip
             blocks.append(block)
             irreps = block.irreps_out
@@ -255,6 +273,7 @@ class NequIP(nn.Module):
         # [n_atoms, num_species]
         sh, radial = self.edges(edge_vec)  # [n_edges, irreps_sh.dim], [n_edges, num_basis]
         h = self.embedding(one_hot)  # [n_atoms, num_features]
+        attrs = one_hot if self.self_connection == "species" else h  # [n_atoms, num_attrs]
         for block in self.blocks:
-            h = block(h, one_hot, edge_index, sh, radial)  # [n_atoms, block.irreps_out.dim]
+            h = block(h, attrs, edge_index, sh, radial)  # [n_atoms, block.irreps_out.dim]
         return self.readout(h)[:, 0]  # [n_atoms]
