@@ -38,7 +38,7 @@ import sys
 import time
 from pathlib import Path
 
-from _reference import reference_python  # benchmarks/_reference.py
+from _reference import params_warning, reference_python  # benchmarks/_reference.py
 from potentials_accuracy import EQUIDYN_FIT, EQUIDYN_GRAPHS, run  # the shared protocol
 
 TUNED_MALLOC = {
@@ -47,8 +47,8 @@ TUNED_MALLOC = {
     "MALLOC_TOP_PAD_": "1000000000",
 }
 HIDDEN = "64x0e+64x1o"
-HYPER = dict(r_max=5.0, num_bessel=8, polynomial_p=5, max_ell=3, correlation=3,
-             num_interactions=2, radial_mlp=[64, 64, 64], readout_hidden=16)  # fmt: skip
+HYPER = dict(r_max=5.0, num_basis=8, polynomial_p=5, l_max=3, correlation=3,
+             num_layers=2, radial_mlp=[64, 64, 64], readout_hidden=16)  # fmt: skip
 
 
 def cu_cell():
@@ -105,10 +105,10 @@ def _mace_setup(dtype):
     torch.manual_seed(0)
     block = modules.interaction_classes["RealAgnosticResidualInteractionBlock"]
     model = modules.MACE(
-        r_max=HYPER["r_max"], num_bessel=HYPER["num_bessel"],
-        num_polynomial_cutoff=HYPER["polynomial_p"], max_ell=HYPER["max_ell"],
+        r_max=HYPER["r_max"], num_bessel=HYPER["num_basis"],
+        num_polynomial_cutoff=HYPER["polynomial_p"], max_ell=HYPER["l_max"],
         interaction_cls=block, interaction_cls_first=block,
-        num_interactions=HYPER["num_interactions"], num_elements=1,
+        num_interactions=HYPER["num_layers"], num_elements=1,
         hidden_irreps=o3.Irreps(HIDDEN), MLP_irreps=o3.Irreps(f"{HYPER['readout_hidden']}x0e"),
         gate=torch.nn.functional.silu, atomic_energies=np.zeros(1), avg_num_neighbors=43.0,
         atomic_numbers=[29], correlation=HYPER["correlation"], radial_MLP=HYPER["radial_mlp"],
@@ -198,8 +198,8 @@ EQUIDYN_TRAIN = (
     EQUIDYN_GRAPHS
     + r"""
 from equidyn.models.mace import MACE
-model = MACE(num_species=2, r_max=S["r_max"], num_bessel=8, polynomial_p=5, max_ell=S["max_ell"],
-             correlation=S["correlation"], num_interactions=S["num_interactions"],
+model = MACE(num_species=2, r_max=S["r_max"], num_basis=8, polynomial_p=5, l_max=S["max_ell"],
+             correlation=S["correlation"], num_layers=S["num_interactions"],
              hidden_irreps=S["hidden"], radial_mlp=S["radial_mlp"],
              readout_hidden=S["readout_hidden"], avg_num_neighbors=average_num_neighbors(G))
 """
@@ -284,6 +284,10 @@ def accuracy(args: argparse.Namespace) -> None:
             print(f"{name:<13} energy MAE {r['energy_mae']:7.2f} meV/atom  force MAE "
                   f"{r['forces_mae']:7.2f} meV/Å  params {r['params']:>7}  "
                   f"training {r['train_s']:.0f} s", flush=True)  # fmt: skip
+    ours, theirs = results["equidyn MACE"], results["mace-torch"]
+    if "params" in ours and "params" in theirs:
+        print(params_warning("equidyn MACE", ours["params"], "mace-torch", theirs["params"])
+              or "same model size (parameter counts within 10 %)")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 
@@ -370,6 +374,10 @@ def main() -> None:
     ours_h, theirs_h = first["equidyn"], first["mace_torch"]
     print(f"\nparameters: equidyn {ours_h['params']:,}"
           + (f", mace-torch {theirs_h['params']:,}" if theirs_h else ""))  # fmt: skip
+    warning = theirs_h and params_warning("equidyn MACE", ours_h["params"], "mace-torch",
+                                          theirs_h["params"])  # fmt: skip
+    if warning:
+        print(warning + "; the time ratios above are not a like-for-like speed-up")
     print(f"edges: equidyn {ours_h['edges']}"
           + (f", mace-torch {theirs_h['edges']}" if theirs_h else ""))  # fmt: skip
     print(

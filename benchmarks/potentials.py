@@ -5,8 +5,11 @@ docs/protocols.md §2: 4x4x4 cubic cells, a = 3.6 Å, rattled 0.05 Å (seed 0), 
 initialised models, ``torch.set_num_threads(--threads)`` (2), median of ``--repeats`` (10)
 calls after 3 warm-ups, float32 and float64. Matching hyperparameters:
 
-- NequIP: l_max 2, 32 features of every (l, p) ("O(3) full"), 4 layers, 8 Bessel, p = 6,
-  radial MLP of one hidden layer of 128 (the nequip package's defaults);
+- NequIP: l_max 2, 32 features of every (l, p) ("O(3) full"), 4 layers, 8 Bessel (fixed
+  frequencies), p = 6, radial MLP of one hidden layer of 128, and the package's
+  self-connections (``self_connection="embedding"``: the tensor product of the features with
+  the 32-scalar species embedding, none in the first layer): 848 960 parameters on both
+  sides;
 - MACE: hidden 64x0e+64x1o, max_ell 3, correlation 3, 2 interactions, 8 Bessel, p = 5,
   radial MLP [64, 64, 64].
 
@@ -27,7 +30,9 @@ forces kept (each package's own training switch), the backward of
 ``mean(F²) + mean(E²)`` to the parameters (a second derivative through every layer), and the
 gradients cleared.
 
-A package that cannot be imported is reported with its error instead of a time.
+A package that cannot be imported is reported with its error instead of a time. A pair whose
+parameter counts differ by more than 10 % is flagged as not comparable, and its ratio is not
+printed as a speed-up.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ import subprocess
 import sys
 import textwrap
 
-from _reference import reference_python  # benchmarks/_reference.py
+from _reference import params_gap, params_warning, reference_python  # benchmarks/_reference.py
 
 TUNED = {
     "MALLOC_MMAP_THRESHOLD_": "1000000000000",
@@ -85,8 +90,8 @@ EQUIDYN_NEQUIP = r"""
 from equidyn.graph import radius_graph
 from equidyn.models import NequIP, Potential
 model = NequIP(num_species=1, r_max=5.0, l_max=2, parity=True, num_features=32, num_layers=4,
-               num_bessel=8, polynomial_p=6, radial_hidden=128, radial_layers=1,
-               avg_num_neighbors=43.0)
+               num_basis=8, trainable_basis=False, polynomial_p=6, radial_hidden=128,
+               radial_layers=1, avg_num_neighbors=43.0, self_connection="embedding")
 pot = Potential(model, [29]).to(DTYPE).train(TRAIN)  # train: forces keep their graph
 g = radius_graph(torch.tensor(atoms.positions, dtype=DTYPE), atoms.numbers, 5.0,
                  torch.tensor(np.asarray(atoms.cell), dtype=DTYPE), True)
@@ -178,11 +183,11 @@ print(json.dumps({"ms": ms, "edges": int(batch["edge_index"].shape[1]),
 MACE_KWARGS = dict(
     num_species=1,
     r_max=5.0,
-    num_bessel=8,
+    num_basis=8,
     polynomial_p=5,
-    max_ell=3,
+    l_max=3,
     correlation=3,
-    num_interactions=2,
+    num_layers=2,
     hidden_irreps="64x0e+64x1o",
     radial_mlp=[64, 64, 64],
     avg_num_neighbors=43.0,
@@ -210,6 +215,16 @@ def run_worker(python: str, body: str, dtype: str, args: argparse.Namespace, env
         err = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         return {"error": err[:300]}
     return json.loads(lines[-1])
+
+
+def print_ratio(ours: str, ref: str, dtype: str, a: dict, b: dict) -> None:
+    """The speed ratio of a pair, or a loud flag when the two models are not the same size."""
+    a["params_gap"] = b["params_gap"] = params_gap(a["params"], b["params"])
+    warning = params_warning(ours, a["params"], ref, b["params"])
+    if warning:
+        print(f"  {dtype}: {warning}; time ratio {b['ms'] / a['ms']:.2f}x is not a speed-up")
+    else:
+        print(f"  {dtype}: {ref} / {ours} = {b['ms'] / a['ms']:.2f}x")
 
 
 def main() -> None:
@@ -268,7 +283,7 @@ def main() -> None:
         for ours, ref in (("equidyn NequIP", "nequip (package)"), ("equidyn MACE", "mace-torch")):
             a, b = results.get(f"{ours} {dtype}", {}), results.get(f"{ref} {dtype}", {})
             if "ms" in a and "ms" in b:
-                print(f"  {dtype}: {ref} / {ours} = {b['ms'] / a['ms']:.2f}x")
+                print_ratio(ours, ref, dtype, a, b)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"settings": vars(args), "results": results}, f, indent=2)

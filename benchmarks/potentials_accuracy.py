@@ -22,7 +22,7 @@ import subprocess
 import sys
 import textwrap
 
-from _reference import reference_python  # benchmarks/_reference.py
+from _reference import params_warning, reference_python  # benchmarks/_reference.py
 
 from equidyn.data.builtin import builtin_dataset_path
 from equidyn.data.split import split_indices
@@ -90,9 +90,10 @@ EQUIDYN = (
     + r"""
 from equidyn.models import NequIP
 model = NequIP(num_species=2, r_max=S["r_max"], l_max=S["l_max"], parity=True,
-               num_features=S["features"], num_layers=S["layers"], num_bessel=8,
-               trainable_bessel=False, polynomial_p=6, radial_hidden=S["radial_width"],
-               radial_layers=1, avg_num_neighbors=average_num_neighbors(G))
+               num_features=S["features"], num_layers=S["layers"], num_basis=8,
+               trainable_basis=False, polynomial_p=6, radial_hidden=S["radial_width"],
+               radial_layers=1, avg_num_neighbors=average_num_neighbors(G),
+               self_connection="embedding")  # the nequip package's self-connections
 """
     + EQUIDYN_FIT
 )
@@ -227,6 +228,10 @@ def main() -> None:
                 f"training {r['train_s']:.0f} s",
                 flush=True,
             )
+    ours, theirs = results["equidyn NequIP"], results["nequip (package)"]
+    if "params" in ours and "params" in theirs:
+        warning = params_warning("equidyn NequIP", ours["params"], "nequip", theirs["params"])
+        print(warning or "same model size (parameter counts within 10 %)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(

@@ -33,9 +33,9 @@ POTENTIALS = {
         dict(
             num_species=2,
             r_max=3.0,
-            max_ell=2,
+            l_max=2,
             correlation=2,
-            num_interactions=2,
+            num_layers=2,
             hidden_irreps="4x0e + 4x1o",
             radial_mlp=(8, 8),
             readout_hidden=4,

@@ -8,10 +8,11 @@ from battery import PotentialBattery, random_cluster
 
 from equidyn.models.mace import MACE, MACE_DEFAULTS
 from equidyn.models.potential import Potential, build_model, load_model, save_model
+from equidyn.o3 import Irreps
 
 
 def small_mace(**kw) -> MACE:
-    args = dict(num_species=2, r_max=3.5, max_ell=2, correlation=3, num_interactions=2,
+    args = dict(num_species=2, r_max=3.5, l_max=2, correlation=3, num_layers=2,
                 hidden_irreps="4x0e + 4x1o", radial_mlp=[8, 8], readout_hidden=4,
                 avg_num_neighbors=6.0)  # fmt: skip
     args.update(kw)
@@ -32,9 +33,9 @@ def test_published_defaults():
     model = MACE(num_species=1)
     for key, value in MACE_DEFAULTS.items():
         got = model.config()[key]
-        assert (got == value) if key != "hidden_irreps" else (got == "128x0e+128x1o"), key
+        assert (got == value) if key != "hidden_irreps" else (str(Irreps(got)) == "128x0e+128x1o")
     assert str(model.irreps_sh) == "1x0e+1x1o+1x2e+1x3o"
-    assert model.cutoff.p == 5 and model.bessel.num_basis == 8
+    assert model.edges.cutoff.p == 5 and model.edges.basis.num_basis == 8
     assert len(model.interactions) == 2
     # the product basis of the first layer: A = 128 x (0e+1o+2e+3o) -> 128x0e+128x1o
     contraction = model.products[0].contraction
@@ -63,7 +64,7 @@ def test_correlation_raises_body_order():
             edge_vec = pos[idx][edge_index[1]] - pos[idx][edge_index[0]]
             species = torch.zeros(n, dtype=torch.long)
             one_hot = torch.ones(n, 1, dtype=torch.float64)
-            sh, radial = model.edge_embedding(edge_vec)
+            sh, radial = model.edges(edge_vec)
             a, sc = model.interactions[0](model.embedding(one_hot), one_hot, edge_index, sh, radial)
             return model.products[0](a, species, sc)[0]
 
@@ -99,7 +100,7 @@ def test_float32_and_float64_agree():
 @pytest.mark.slow  # ~1-3 min of compilation; the eager path is covered by the battery
 def test_compiled_matches_eager():
     torch.manual_seed(5)
-    model = small_mace(num_interactions=1).double()
+    model = small_mace(num_layers=1).double()
     pos, numbers = random_cluster(4)
     species = (numbers == 79).long()
     i, j = torch.triu_indices(4, 4, 1)
@@ -112,11 +113,29 @@ def test_compiled_matches_eager():
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"max_ell": -1}, "max_ell"), ({"r_max": 0.0}, "r_max"), ({"correlation": 0}, "correlation"),
+    [({"l_max": -1}, "l_max"), ({"r_max": 0.0}, "r_max"), ({"correlation": 0}, "correlation"),
      ({"hidden_irreps": "4x0e + 2x1o"}, "hidden_irreps"), ({"hidden_irreps": "4x1o"}, "0e"),
-     ({"radial_mlp": [8, 0]}, "radial_mlp"), ({"num_interactions": 1.5}, "num_interactions"),
+     ({"radial_mlp": [8, 0]}, "radial_mlp"), ({"num_layers": 1.5}, "num_layers"),
      ({"hidden_irreps": "4x3q"}, "hidden_irreps")],
 )  # fmt: skip
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         small_mace(**kwargs)
+
+
+def test_deprecated_argument_names_warn_and_build_the_same_model():
+    torch.manual_seed(0)
+    new = small_mace(num_basis=6, l_max=1, num_layers=1)
+    with pytest.warns(FutureWarning) as caught:
+        torch.manual_seed(0)
+        args = dict(num_species=2, r_max=3.5, max_ell=1, correlation=3, num_interactions=1,
+                    hidden_irreps="4x0e + 4x1o", radial_mlp=[8, 8], readout_hidden=4,
+                    avg_num_neighbors=6.0, num_bessel=6)  # fmt: skip
+        old = MACE(**args)
+    assert sorted(str(w.message).split("'")[1] for w in caught) == [
+        "max_ell", "num_bessel", "num_interactions"
+    ]  # fmt: skip
+    assert old.config() == new.config()
+    for (k, a), (_, b) in zip(old.state_dict().items(), new.state_dict().items()):
+        assert torch.equal(a, b), k
+    assert "interactions.0.radial.weights.0" in old.state_dict()  # the keys of model files

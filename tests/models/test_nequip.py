@@ -27,11 +27,34 @@ class TestNequIPL2(PotentialBattery):
         return Potential(small_nequip(2), [29, 79], [-1.0, -2.0], scale=0.8)
 
 
+class TestNequIPEmbeddingSelfConnection(PotentialBattery):
+    def make_potential(self) -> Potential:
+        model = small_nequip(1, num_features=3, self_connection="embedding")
+        return Potential(model, [29, 79], [-1.0, -2.0], scale=0.8)
+
+
+def test_embedding_self_connection_is_the_nequip_package_architecture():
+    """At the throughput benchmark's settings the nequip package's NequIPGNNModel has
+    848 960 parameters: the self-connections take the 32-scalar species embedding (32 times
+    the one-hot's weights) and the first layer has none."""
+    kw = dict(num_species=1, r_max=5.0, l_max=2, num_features=32, num_layers=4, num_basis=8,
+              trainable_basis=False, radial_hidden=128, radial_layers=1)  # fmt: skip
+    lean = NequIP(**kw)
+    package = NequIP(**kw, self_connection="embedding")
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert (count(lean), count(package)) == (312384, 848960)
+    assert package.blocks[0].self_connection is None
+    assert [b.self_connection.irreps_in2.dim for b in package.blocks[1:]] == [32] * 3
+    assert package.config()["self_connection"] == "embedding"
+    with pytest.raises(ValueError, match="self_connection must be 'species' or 'embedding'"):
+        NequIP(self_connection="one_hot")
+
+
 def test_published_default_features():
     model = NequIP(num_species=1)
     assert str(model.irreps_hidden) == "16x0e+16x0o+16x1o+16x1e+16x2e+16x2o"
-    assert (model.r_max, len(model.blocks), model.bessel.num_basis) == (4.0, 4, 8)
-    assert model.cutoff.p == 6
+    assert (model.r_max, len(model.blocks), model.edges.basis.num_basis) == (4.0, 4, 8)
+    assert model.edges.cutoff.p == 6
     assert str(hidden_irreps(8, 1, parity=False)) == "8x0e+8x1o"
 
 
@@ -101,3 +124,26 @@ def test_compiled_matches_eager_aot():
 @pytest.mark.slow  # inductor code generation takes minutes; the trace is covered above
 def test_compiled_matches_eager_inductor():
     _compile_case("inductor")
+
+
+def test_deprecated_argument_names_warn_and_build_the_same_model():
+    torch.manual_seed(0)
+    new = small_nequip(1, num_basis=6, trainable_basis=False)
+    with pytest.warns(FutureWarning, match="is deprecated, use") as caught:
+        torch.manual_seed(0)
+        old = small_nequip(1, num_bessel=6, trainable_bessel=False)
+    assert sorted(str(w.message) for w in caught) == [
+        "NequIP: argument 'num_bessel' is deprecated, use 'num_basis'",
+        "NequIP: argument 'trainable_bessel' is deprecated, use 'trainable_basis'",
+    ]
+    assert old.config() == new.config()
+    for (k, a), (_, b) in zip(old.state_dict().items(), new.state_dict().items()):
+        assert torch.equal(a, b), k
+    with pytest.raises(TypeError, match="both 'num_bessel'"):
+        small_nequip(1, num_bessel=6, num_basis=6)
+
+
+def test_state_dict_keys_are_those_of_model_files():
+    keys = list(small_nequip(1).state_dict())
+    assert keys[0] == "bessel.freqs" and "blocks.0.radial.weights.0" in keys
+    assert not any(k.startswith(("edges.", "blocks.0.conv.")) for k in keys)

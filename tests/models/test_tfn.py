@@ -1,4 +1,4 @@
-"""TFN (src/equidyn/models/tfn.py): equivariance, training, errors; the shared Convolution."""
+"""TFN (src/equidyn/models/tfn.py): equivariance, training, errors; the dense pair embedding."""
 
 from __future__ import annotations
 
@@ -12,34 +12,12 @@ from particle_checks import (
 )
 
 from equidyn.models import TFN
-from equidyn.models._steerable import Convolution, EdgeEmbedding, neighbour_index
+from equidyn.models._steerable import PairEdgeEmbedding, neighbour_index
 from equidyn.models.tfn import default_hidden_irreps
-from equidyn.testing import assert_equivariant
-
-
-def test_convolution_equivariant_per_edge():
-    conv = Convolution("3x0e + 2x1o + 1x2e", "1x0e + 1x1o + 1x2e", ["0e", "1o", "2e"], 4)
-    conv = conv.double()
-
-    def fn(h, y, rad):
-        return conv(h, y, rad)[0]
-
-    g = torch.Generator().manual_seed(1)
-    args = [
-        torch.randn(6, 14, dtype=torch.float64, generator=g),
-        torch.randn(6, 9, dtype=torch.float64, generator=g),
-        torch.randn(6, 4, dtype=torch.float64, generator=g),
-    ]
-    assert_equivariant(
-        fn,
-        irreps_in=["3x0e + 2x1o + 1x2e", "1x0e + 1x1o + 1x2e", "4x0e"],
-        irreps_out=[conv.irreps_out],
-        args_in=args,
-    )
 
 
 def test_edge_embedding_radial_features_are_invariant():
-    emb = EdgeEmbedding(lmax_sh=2, num_basis=6, r_max=5.0, edge_attr_dim=1).double()
+    emb = PairEdgeEmbedding(lmax_sh=2, num_basis=6, r_max=5.0, edge_attr_dim=1).double()
     pos = torch.randn(2, 4, 3, dtype=torch.float64)
     qq = torch.randn(2, 4, 4, 1, dtype=torch.float64)
     index = neighbour_index(4)

@@ -29,7 +29,9 @@ import torch
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
 from equidyn.graph.batch import radius_graph
-from equidyn.models.potential import Potential, describe_unknown_species, formula, load_model
+from equidyn.models.chemistry import describe_unknown_species, formula
+from equidyn.models.potential import Potential
+from equidyn.models.serialization import load_model
 
 __all__ = ["EquidynCalculator"]
 

@@ -4,6 +4,8 @@ Interatomic potentials (``NequIP``, ``MACE``) take an :class:`equidyn.graph.Atom
 :class:`Potential`, which adds forces and stress by autograd. Dynamics models (``EGNN``,
 ``SEGNN``, ``TFN``, ``SE3Transformer``, ``GNN``, ``RadialField``, ``LinearDynamics``) share the
 call ``model(pos, vel, node_attr, edge_attr) -> positions`` on a dense particle graph.
+Their shared layers are in :mod:`equidyn.models.blocks`; every model is registered by name
+(:mod:`equidyn.models.registry`), which is how the trainer, model files and the CLI build them.
 
 >>> import torch
 >>> from equidyn.models import EGNN
@@ -13,6 +15,7 @@ call ``model(pos, vel, node_attr, edge_attr) -> positions`` on a dense particle 
 torch.Size([2, 5, 3])
 """
 
+from equidyn.models.blocks import EdgeEmbedding, RadialWeightedConvolution, gate_irreps
 from equidyn.models.egnn import EGNN, EGNNLayer
 from equidyn.models.gnn import GNN
 from equidyn.models.linear_dynamics import LinearDynamics
@@ -20,6 +23,13 @@ from equidyn.models.mace import MACE
 from equidyn.models.nequip import NequIP
 from equidyn.models.potential import Potential, load_model, save_model
 from equidyn.models.radial_field import RadialField
+from equidyn.models.registry import (
+    build_model,
+    model_config,
+    register_model,
+    registered_models,
+    resolve_model,
+)
 from equidyn.models.se3_transformer import SE3Transformer
 from equidyn.models.segnn import SEGNN
 from equidyn.models.tfn import TFN
@@ -27,15 +37,23 @@ from equidyn.models.tfn import TFN
 __all__ = [
     "EGNN",
     "EGNNLayer",
+    "EdgeEmbedding",
     "GNN",
     "LinearDynamics",
     "MACE",
     "NequIP",
     "Potential",
     "RadialField",
+    "RadialWeightedConvolution",
     "SE3Transformer",
     "SEGNN",
     "TFN",
+    "build_model",
+    "gate_irreps",
     "load_model",
+    "model_config",
+    "register_model",
+    "registered_models",
+    "resolve_model",
     "save_model",
 ]

@@ -25,23 +25,16 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from equidyn.models.blocks import EdgeEmbedding, gate_irreps
 from equidyn.models.egnn import check_particle_inputs
-from equidyn.nn import MLP, Gate, GaussianBasis
-from equidyn.o3 import (
-    ChannelwiseTensorProduct,
-    FullyConnectedTensorProduct,
-    Irrep,
-    Irreps,
-    Linear,
-    spherical_harmonics,
-)
+from equidyn.nn import Gate, GaussianBasis
+from equidyn.o3 import FullyConnectedTensorProduct, Irrep, Irreps, Linear
 
 __all__ = [
-    "Convolution",
     "check_hidden_irreps",
     "check_model_sizes",
     "resolve_hidden_irreps",
-    "EdgeEmbedding",
+    "PairEdgeEmbedding",
     "IrrepsConcat",
     "PointDynamicsTrunk",
     "PositionVelocityHeads",
@@ -98,21 +91,6 @@ def node_inputs(pos: Tensor, vel: Tensor, node_attr: Tensor) -> Tensor:
     speed = vel.norm(dim=-1, keepdim=True)  # [batch, n, 1]
     centred = pos - pos.mean(dim=1, keepdim=True)  # [batch, n, 3]
     return torch.cat([speed, vel, centred, node_attr], dim=-1)  # [batch, n, 7 + d]
-
-
-def gate_irreps(irreps: Irreps | str) -> tuple[Irreps, Irreps, Irreps]:
-    """Split hidden irreps into ``(scalars, gates, gated)`` for :class:`equidyn.nn.Gate`.
-
-    Scalars are the ``0e`` blocks; every other irrep is gated by one extra ``0e`` scalar.
-
-    >>> gate_irreps("8x0e + 4x1o + 2x2e")
-    (8x0e, 6x0e, 4x1o+2x2e)
-    """
-    irreps = Irreps(irreps)
-    scalars = Irreps([(m, ir) for m, ir in irreps if ir == Irrep("0e")])
-    gated = Irreps([(m, ir) for m, ir in irreps if ir != Irrep("0e")])
-    gates = Irreps(f"{gated.num_irreps}x0e") if gated.num_irreps > 0 else Irreps()
-    return scalars, gates, gated
 
 
 class IrrepsConcat(nn.Module):
@@ -223,15 +201,16 @@ class SteerableLayer(nn.Module):
         return f"{self.irreps_in} x {self.irreps_attr} -> {self.irreps_out}"
 
 
-class EdgeEmbedding(nn.Module):
-    r"""Geometry of the ordered pairs: spherical harmonics and radial features.
+class PairEdgeEmbedding(nn.Module):
+    r"""Geometry of the ordered pairs of the dense graph: spherical harmonics and radial features.
 
     For :math:`r_{ij} = x_i - x_j` returns :math:`Y(\hat r_{ij})` (``l = 0 .. lmax_sh``,
     component normalization) and the invariant radial input
     :math:`\big(G(|r_{ij}|) \oplus e_{ij}\big)`, Gaussians :math:`G` on ``num_basis`` centres in
-    ``[0, r_max]`` (the graph is fully connected: no cutoff) and the scalar edge attributes.
+    ``[0, r_max]`` (the graph is fully connected: no cutoff) and the scalar edge attributes;
+    :class:`~equidyn.models.blocks.EdgeEmbedding` computes the first two.
 
-    >>> emb = EdgeEmbedding(lmax_sh=2, num_basis=8, r_max=6.0, edge_attr_dim=1)
+    >>> emb = PairEdgeEmbedding(lmax_sh=2, num_basis=8, r_max=6.0, edge_attr_dim=1)
     >>> index = neighbour_index(4)
     >>> y, rad = emb(torch.randn(2, 4, 3), torch.randn(2, 4, 4, 1), index)
     >>> y.shape, rad.shape
@@ -243,8 +222,8 @@ class EdgeEmbedding(nn.Module):
         if lmax_sh < 0:
             raise ValueError(f"lmax_sh must be >= 0, got {lmax_sh}")
         self.lmax_sh, self.edge_attr_dim = lmax_sh, edge_attr_dim
-        self.irreps_sh = Irreps.spherical_harmonics(lmax_sh)
-        self.basis = GaussianBasis(0.0, r_max, num_basis)
+        self.embedding = EdgeEmbedding(lmax_sh, GaussianBasis(0.0, r_max, num_basis))
+        self.irreps_sh = self.embedding.irreps_sh
         self.radial_dim = num_basis + edge_attr_dim
 
     def forward(
@@ -253,59 +232,11 @@ class EdgeEmbedding(nn.Module):
         """``pos`` (batch, n, 3), ``edge_attr`` (batch, n, n, d) or None →
         ``(Y, radial)``: (batch, n, n − 1, irreps_sh.dim), (batch, n, n − 1, radial_dim)."""
         rel = pos[:, :, None, :] - pos[:, index]  # [batch, n, n - 1, 3]
-        y = spherical_harmonics(
-            list(range(self.lmax_sh + 1)), rel, normalize=True, normalization="component"
-        )
-        dist = (rel * rel).sum(-1).clamp(min=1e-12).sqrt()  # [batch, n, n - 1]
-        parts = [self.basis(dist)]
+        y, basis = self.embedding(rel)  # [batch, n, n - 1, sh / num_basis]
+        parts = [basis]
         if self.edge_attr_dim > 0 and edge_attr is not None:
             parts.append(off_diagonal(edge_attr, index))
         return y, torch.cat(parts, dim=-1)  # [batch, n, n - 1, radial_dim]
-
-
-class Convolution(nn.Module):
-    r"""TFN point convolution of neighbour features, one term per ordered pair:
-
-    .. math::  c_{ij} = h_j \otimes_{w(\rho_{ij})} Y(\hat r_{ij}),
-
-    the channelwise tensor product (:class:`~equidyn.o3.ChannelwiseTensorProduct`, mode
-    ``uvu``) whose weights, one per path and channel, are an MLP of the invariant radial
-    features :math:`\rho_{ij}` (:class:`EdgeEmbedding`). Only outputs in ``filter_ir_out`` are
-    kept. ``n_filters`` independent weight sets give ``n_filters`` convolutions of the same
-    ``h_j`` (the keys and values of attention), stacked on a leading dimension.
-
-    >>> conv = Convolution("4x0e + 2x1o", "1x0e + 1x1o", ["0e", "1o"], radial_dim=5)
-    >>> conv.irreps_out
-    4x0e+2x0e+4x1o+2x1o
-    >>> conv(torch.randn(10, 10), torch.randn(10, 4), torch.randn(10, 5)).shape
-    torch.Size([1, 10, 24])
-    """
-
-    def __init__(
-        self,
-        irreps_in: Irreps | str,
-        irreps_sh: Irreps | str,
-        filter_ir_out: Sequence[Irrep | str],
-        radial_dim: int,
-        *,
-        radial_hidden: int = 32,
-        n_filters: int = 1,
-    ) -> None:
-        super().__init__()
-        self.tp = ChannelwiseTensorProduct(irreps_in, irreps_sh, list(filter_ir_out))
-        self.irreps_in, self.irreps_out = self.tp.irreps_in1, self.tp.irreps_out
-        self.n_filters = n_filters
-        self.radial = MLP(
-            [radial_dim, radial_hidden, radial_hidden, n_filters * self.tp.weight_numel],
-            nn.functional.silu,
-        )
-
-    def forward(self, h_j: Tensor, y: Tensor, radial: Tensor) -> Tensor:
-        """``h_j`` (..., irreps_in.dim), ``y`` (..., irreps_sh.dim), ``radial``
-        (..., radial_dim) → (n_filters, ..., irreps_out.dim)."""
-        w = self.radial(radial)  # [..., n_filters * weight_numel]
-        w = w.unflatten(-1, (self.n_filters, self.tp.weight_numel)).movedim(-2, 0)
-        return self.tp(h_j, y, w)  # [n_filters, ..., irreps_out.dim]
 
 
 def check_model_sizes(n_layers: int, node_attr_dim: int, edge_attr_dim: int) -> None:
@@ -426,7 +357,7 @@ class PointDynamicsTrunk(PositionVelocityHeads):
         """``make_layer(hidden, irreps_sh, radial_dim)`` builds one message layer."""
         self.node_attr_dim, self.edge_attr_dim = node_attr_dim, edge_attr_dim
         self.hidden_irreps = hidden
-        self.edges = EdgeEmbedding(lmax_sh, num_basis, r_max, edge_attr_dim)
+        self.edges = PairEdgeEmbedding(lmax_sh, num_basis, r_max, edge_attr_dim)
         self.cat_in = IrrepsConcat([node_input_irreps(node_attr_dim)])
         self.embed = Linear(self.cat_in.irreps_out, hidden, biases=True)
         self.layers = nn.ModuleList(

@@ -45,8 +45,15 @@ from torch import Tensor, nn
 
 from equidyn import nn as enn
 from equidyn import o3
-from equidyn.graph.scatter import scatter_sum
-from equidyn.models.potential import check_model_args, register_model
+from equidyn._deprecation import renamed_arguments
+from equidyn.models.blocks import (
+    EdgeEmbedding,
+    RadialWeightedConvolution,
+    SavedKeyPrefixes,
+    gate_irreps,
+)
+from equidyn.models.potential import check_model_args
+from equidyn.models.registry import model_config, register_model
 
 __all__ = ["NequIP", "InteractionBlock", "hidden_irreps"]
 
@@ -89,15 +96,18 @@ class InteractionBlock(nn.Module):
         irreps_target: the features wanted after the gate (those the convolution cannot
             reach are dropped).
         irreps_sh: spherical harmonics of the edge directions.
-        num_species: size of the one-hot species vector of the self-connection.
+        num_attrs: size of the scalar node attributes of the self-connection (the one-hot
+            species or a species embedding); ``0``: no self-connection.
         num_basis: size of the radial embedding.
         radial_hidden: width of the radial MLP's hidden layers.
         radial_layers: number of hidden layers of the radial MLP.
         avg_num_neighbors: :math:`\bar n`, the neighbour sum is divided by its square root.
 
-    Inputs of :meth:`forward`: node features ``[n_atoms, irreps_in.dim]``, one-hot species
-    ``[n_atoms, num_species]``, ``edge_index`` ``[2, n_edges]``, spherical harmonics
+    Inputs of :meth:`forward`: node features ``[n_atoms, irreps_in.dim]``, node attributes
+    ``[n_atoms, num_attrs]``, ``edge_index`` ``[2, n_edges]``, spherical harmonics
     ``[n_edges, irreps_sh.dim]`` and the radial embedding ``[n_edges, num_basis]``.
+    The convolution (:class:`~equidyn.models.blocks.RadialWeightedConvolution`) saves its
+    radial MLP under the key ``radial.`` of the layer, as model files always had it.
     """
 
     def __init__(
@@ -105,7 +115,7 @@ class InteractionBlock(nn.Module):
         irreps_in: o3.Irreps,
         irreps_target: o3.Irreps,
         irreps_sh: o3.Irreps,
-        num_species: int,
+        num_attrs: int,
         num_basis: int,
         radial_hidden: int,
         radial_layers: int,
@@ -114,13 +124,8 @@ class InteractionBlock(nn.Module):
         super().__init__()
         self.irreps_in = o3.Irreps(irreps_in)
         reach = _reachable(self.irreps_in, irreps_sh)
-        scalars = o3.Irreps(
-            [(m, ir) for m, ir in irreps_target if ir.l == 0 and (ir.l, ir.p) in reach]
-        )
-        gated = o3.Irreps(
-            [(m, ir) for m, ir in irreps_target if ir.l > 0 and (ir.l, ir.p) in reach]
-        )
-        gates = o3.Irreps(f"{gated.num_irreps}x0e") if gated.num_irreps else o3.Irreps("")
+        reachable = o3.Irreps([(m, ir) for m, ir in irreps_target if (ir.l, ir.p) in reach])
+        scalars, gates, gated = gate_irreps(reachable, gate_odd_scalars=False)
         self.gate = enn.Gate(
             scalars,
             [torch.nn.functional.silu if ir.p == 1 else torch.tanh for _, ir in scalars],
@@ -130,38 +135,34 @@ class InteractionBlock(nn.Module):
         )
         irreps_mid = self.gate.irreps_in  # scalars + gates + gated
         self.linear_1 = o3.Linear(self.irreps_in, self.irreps_in)
-        self.conv = o3.ChannelwiseTensorProduct(
-            self.irreps_in, irreps_sh, [ir for _, ir in irreps_mid], internal_weights=False
-        )
-        self.radial = enn.MLP(
-            [num_basis] + [radial_hidden] * radial_layers + [self.conv.weight_numel],
-            torch.nn.functional.silu,
+        self.conv = RadialWeightedConvolution(
+            self.irreps_in,
+            irreps_sh,
+            [ir for _, ir in irreps_mid],
+            [num_basis] + [radial_hidden] * radial_layers,
         )
         self.linear_2 = o3.Linear(self.conv.irreps_out, irreps_mid)
-        self.self_connection = o3.FullyConnectedTensorProduct(
-            self.irreps_in, o3.Irreps(f"{num_species}x0e"), irreps_mid
-        )
+        self.self_connection: o3.FullyConnectedTensorProduct | None = None
+        if num_attrs > 0:
+            self.self_connection = o3.FullyConnectedTensorProduct(
+                self.irreps_in, o3.Irreps(f"{num_attrs}x0e"), irreps_mid
+            )
         self.norm = 1.0 / float(avg_num_neighbors) ** 0.5
         self.irreps_out = self.gate.irreps_out
+        SavedKeyPrefixes({"conv.radial.": "radial."}).attach(self)
 
     def forward(
-        self, h: Tensor, one_hot: Tensor, edge_index: Tensor, sh: Tensor, radial: Tensor
+        self, h: Tensor, attrs: Tensor, edge_index: Tensor, sh: Tensor, radial: Tensor
     ) -> Tensor:
         x = self.linear_1(h)  # [n_atoms, irreps_in.dim]
-        if edge_index.shape[1] == 0:  # no neighbours anywhere (e.g. one isolated atom)
-            m = x.new_zeros(h.shape[0], self.conv.irreps_out.dim)
-        else:
-            weights = self.radial(radial)  # [n_edges, conv.weight_numel]
-            messages = self.conv(x.index_select(0, edge_index[1]), sh, weights)
-            # [n_edges, conv.irreps_out.dim]
-            m = scatter_sum(messages, edge_index[0], h.shape[0]) * self.norm
-        # [n_atoms, conv.irreps_out.dim]
-        # [n_atoms, conv.irreps_out.dim]
-        out = self.linear_2(m) + self.self_connection(h, one_hot)  # [n_atoms, irreps_mid.dim]
+        m = self.conv(x, edge_index, sh, radial, self.norm)  # [n_atoms, conv.irreps_out.dim]
+        out = self.linear_2(m)  # [n_atoms, irreps_mid.dim]
+        if self.self_connection is not None:
+            out = out + self.self_connection(h, attrs)
         return self.gate(out)  # [n_atoms, irreps_out.dim]
 
 
-@register_model
+@register_model(kind="potential")
 class NequIP(nn.Module):
     r"""The NequIP per-atom energy model (see the module docstring for the equations).
 
@@ -175,19 +176,30 @@ class NequIP(nn.Module):
             published; ``False``: only ``p = (-1)^l``).
         num_features: multiplicity of every irrep of the hidden features (16–64).
         num_layers: number of interaction blocks (4–6 in the paper).
-        num_bessel: number of Bessel radial basis functions (8).
-        trainable_bessel: learn the Bessel frequencies.
+        num_basis: number of Bessel radial basis functions (8).
+        trainable_basis: learn the Bessel frequencies.
         polynomial_p: exponent :math:`p` of the polynomial cutoff (6).
         radial_hidden: width of the radial MLP (64).
         radial_layers: hidden layers of the radial MLP (2).
         avg_num_neighbors: :math:`\bar n` normalising the neighbour sums; ``None`` = 1
             (the trainer sets it from the training data).
+        self_connection: the node attributes :math:`z_i` of the self-connections:
+            ``"species"`` (the one-hot species, in every layer) or ``"embedding"`` (as the
+            ``nequip`` package: the learned species embedding of ``num_features`` scalars that
+            also starts the features, and no self-connection in the first layer; about
+            ``num_features`` times more self-connection weights).
 
     Attributes:
         r_max, num_species: see :class:`~equidyn.models.potential.AtomicEnergyModel`.
         irreps_hidden: the target feature irreps of the hidden layers.
+        edges: the :class:`~equidyn.models.blocks.EdgeEmbedding` (Bessel basis times the
+            polynomial cutoff; saved under the key ``bessel.`` as model files always had it).
+
+    ``num_bessel`` and ``trainable_bessel`` are deprecated names of ``num_basis`` and
+    ``trainable_basis``.
     """
 
+    @renamed_arguments(num_bessel="num_basis", trainable_bessel="trainable_basis")
     def __init__(
         self,
         num_species: int = 1,
@@ -196,50 +208,43 @@ class NequIP(nn.Module):
         parity: bool = True,
         num_features: int = 16,
         num_layers: int = 4,
-        num_bessel: int = 8,
-        trainable_bessel: bool = True,
+        num_basis: int = 8,
+        trainable_basis: bool = True,
         polynomial_p: int = 6,
         radial_hidden: int = 64,
         radial_layers: int = 2,
         avg_num_neighbors: float | None = None,
+        self_connection: str = "species",
     ) -> None:
         super().__init__()
+        if self_connection not in ("species", "embedding"):
+            raise ValueError(
+                f"self_connection must be 'species' or 'embedding', got {self_connection!r}"
+            )
         check_model_args(
             [
                 ("num_species", num_species, 1),
                 ("l_max", l_max, 0),
                 ("num_features", num_features, 1),
                 ("num_layers", num_layers, 1),
-                ("num_bessel", num_bessel, 1),
+                ("num_basis", num_basis, 1),
                 ("radial_hidden", radial_hidden, 1),
                 ("radial_layers", radial_layers, 0),
             ],
             r_max,
             avg_num_neighbors,
         )
-        self._config: dict[str, Any] = {
-            "num_species": num_species,
-            "r_max": float(r_max),
-            "l_max": l_max,
-            "parity": bool(parity),
-            "num_features": num_features,
-            "num_layers": num_layers,
-            "num_bessel": num_bessel,
-            "trainable_bessel": bool(trainable_bessel),
-            "polynomial_p": polynomial_p,
-            "radial_hidden": radial_hidden,
-            "radial_layers": radial_layers,
-            "avg_num_neighbors": None if avg_num_neighbors is None else float(avg_num_neighbors),
-        }
         self.r_max = float(r_max)
         self.num_species = num_species
         self.l_max = l_max
-        self.irreps_sh = o3.Irreps.spherical_harmonics(l_max)
+        self.self_connection = self_connection
+        num_attrs = num_species if self_connection == "species" else num_features
         self.irreps_hidden = hidden_irreps(num_features, l_max, parity)
         n_bar = 1.0 if avg_num_neighbors is None else float(avg_num_neighbors)
 
-        self.bessel = enn.BesselBasis(r_max, num_bessel, trainable=trainable_bessel)
-        self.cutoff = enn.PolynomialCutoff(r_max, polynomial_p)
+        self.edges = EdgeEmbedding.bessel(l_max, r_max, num_basis, polynomial_p, trainable_basis)
+        SavedKeyPrefixes({"edges.basis.": "bessel."}).attach(self)
+        self.irreps_sh = self.edges.irreps_sh
         self.embedding = o3.Linear(o3.Irreps(f"{num_species}x0e"), o3.Irreps(f"{num_features}x0e"))
         blocks = []
         irreps = o3.Irreps(f"{num_features}x0e")
@@ -247,9 +252,10 @@ class NequIP(nn.Module):
             last = t == num_layers - 1
             # the last block only needs the even scalars that the energy is read from
             target = o3.Irreps(f"{num_features}x0e") if last else self.irreps_hidden
+            attrs = 0 if self_connection == "embedding" and t == 0 else num_attrs
             block = InteractionBlock(
-                irreps, target, self.irreps_sh, num_species, num_bessel, radial_hidden,
-                radial_layers, n_bar,
+                irreps, target, self.irreps_sh, attrs, num_basis, radial_hidden, radial_layers,
+                n_bar,
             )  # fmt: skip
             blocks.append(block)
             irreps = block.irreps_out
@@ -258,25 +264,16 @@ class NequIP(nn.Module):
 
     def config(self) -> dict[str, Any]:
         """The constructor arguments (what a model file stores)."""
-        return dict(self._config)
-
-    def edge_embedding(self, edge_vec: Tensor) -> tuple[Tensor, Tensor]:
-        """Spherical harmonics ``[n_edges, irreps_sh.dim]`` and radial embedding
-        ``[n_edges, num_bessel]`` of the edge vectors."""
-        r = edge_vec.norm(dim=-1)  # [n_edges]
-        sh = o3.spherical_harmonics(
-            list(range(self.l_max + 1)), edge_vec, normalize=True, normalization="component"
-        )  # [n_edges, irreps_sh.dim]
-        radial = self.bessel(r) * self.cutoff(r)[:, None]  # [n_edges, num_bessel]
-        return sh, radial
+        return model_config(self)
 
     def forward(self, species: Tensor, edge_index: Tensor, edge_vec: Tensor) -> Tensor:
         """Per-atom energies ``[n_atoms]`` from species indices ``[n_atoms]``, ``edge_index``
         ``[2, n_edges]`` and edge vectors ``[n_edges, 3]``."""
         one_hot = torch.nn.functional.one_hot(species, self.num_species).to(edge_vec.dtype)
         # [n_atoms, num_species]
-        sh, radial = self.edge_embedding(edge_vec)
+        sh, radial = self.edges(edge_vec)  # [n_edges, irreps_sh.dim], [n_edges, num_basis]
         h = self.embedding(one_hot)  # [n_atoms, num_features]
+        attrs = one_hot if self.self_connection == "species" else h  # [n_atoms, num_attrs]
         for block in self.blocks:
-            h = block(h, one_hot, edge_index, sh, radial)  # [n_atoms, block.irreps_out.dim]
+            h = block(h, attrs, edge_index, sh, radial)  # [n_atoms, block.irreps_out.dim]
         return self.readout(h)[:, 0]  # [n_atoms]

@@ -21,9 +21,11 @@ The model sees only relative vectors :math:`\vec r_{ij}` (translation invariant)
 species; rotation/reflection invariance of the energy is the model's job and is proven by the
 model test battery.
 
-Model files (:func:`save_model` / :func:`load_model`) hold the class name, the constructor
-arguments, the state dict, the species and the reference energies, so a model loads with one
-call and no training configuration.
+Model files (:func:`~equidyn.models.serialization.save_model` /
+:func:`~equidyn.models.serialization.load_model`, also importable from here) hold the class
+name, the constructor arguments, the state dict, the species and the reference energies, so a
+model loads with one call and no training configuration. Element symbols and formulas live in
+:mod:`equidyn.models.chemistry`, the model registry in :mod:`equidyn.models.registry`.
 
 >>> import torch
 >>> from equidyn.models.potential import Potential
@@ -43,7 +45,6 @@ call and no training configuration.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -53,66 +54,29 @@ from torch import Tensor, nn
 from equidyn.graph.batch import AtomicGraph, radius_graph
 from equidyn.graph.neighbors import apply_strain, cell_volume, edge_vectors
 from equidyn.graph.scatter import scatter_sum
+from equidyn.models.chemistry import describe, describe_unknown_species, formula, symbol
 from equidyn.models.registry import MODEL_REGISTRY, build_model, register_model
+from equidyn.models.serialization import (
+    load_model,
+    potential_from_dict,
+    potential_to_dict,
+    save_model,
+)
 
 __all__ = [
     "AtomicEnergyModel",
     "Potential",
-    "register_model",
-    "MODEL_REGISTRY",
-    "save_model",
-    "load_model",
-    "build_model",
     "check_model_args",
-    "formula",
+    # re-exported from equidyn.models.registry, .serialization and .chemistry
+    "MODEL_REGISTRY",
+    "build_model",
     "describe_unknown_species",
+    "formula",
+    "load_model",
+    "register_model",
+    "save_model",
+    "symbol",
 ]
-
-_SYMBOLS = (
-    "X H He Li Be B C N O F Ne Na Mg Al Si P S Cl Ar K Ca Sc Ti V Cr Mn Fe Co Ni Cu Zn Ga Ge As "
-    "Se Br Kr Rb Sr Y Zr Nb Mo Tc Ru Rh Pd Ag Cd In Sn Sb Te I Xe Cs Ba La Ce Pr Nd Pm Sm Eu Gd "
-    "Tb Dy Ho Er Tm Yb Lu Hf Ta W Re Os Ir Pt Au Hg Tl Pb Bi Po At Rn Fr Ra Ac Th Pa U Np Pu Am "
-    "Cm Bk Cf Es Fm Md No Lr Rf Db Sg Bh Hs Mt Ds Rg Cn Nh Fl Mc Lv Ts Og"
-).split()
-
-
-def symbol(z: int) -> str:
-    """Chemical symbol of atomic number ``z`` (``"X"`` for 0 or out of range).
-
-    >>> symbol(29)
-    'Cu'
-    """
-    return _SYMBOLS[z] if 0 <= z < len(_SYMBOLS) else f"Z={z}"
-
-
-def formula(atomic_numbers: Sequence[int] | Tensor) -> str:
-    """Chemical formula in order of first appearance, e.g. ``"Cu3Au"``.
-
-    >>> formula([29, 29, 79, 29])
-    'Cu3Au'
-    """
-    counts: dict[int, int] = {}
-    for z in atomic_numbers.tolist() if isinstance(atomic_numbers, Tensor) else atomic_numbers:
-        counts[int(z)] = counts.get(int(z), 0) + 1
-    return "".join(symbol(z) + (str(n) if n > 1 else "") for z, n in counts.items())
-
-
-def describe(graph: AtomicGraph, b: int) -> str:
-    """A name for structure ``b`` of a batch in error messages: ``"structure 2 (Cu3Au)"``."""
-    lo, hi = int(graph.ptr[b]), int(graph.ptr[b + 1])
-    return f"structure {b} ({formula(graph.atomic_numbers[lo:hi])})"
-
-
-def describe_unknown_species(potential: Potential, graph: AtomicGraph) -> str | None:
-    """``None`` if ``potential`` knows every species of ``graph``, else a message naming them."""
-    known = set(potential.atomic_numbers)
-    unknown = sorted({int(z) for z in graph.atomic_numbers.tolist()} - known)
-    if not unknown:
-        return None
-    names = ", ".join(f"{symbol(z)} (Z={z})" for z in unknown)
-    return f"species {names} not known to the model; it knows " + ", ".join(
-        symbol(z) for z in potential.atomic_numbers
-    )
 
 
 @runtime_checkable
@@ -127,8 +91,8 @@ class AtomicEnergyModel(Protocol):
     ``forward(species, edge_index, edge_vec)`` takes ``species`` ``[n_atoms]`` (int64
     indices), ``edge_index`` ``[2, n_edges]`` (source ``i``, destination ``j``) and
     ``edge_vec`` ``[n_edges, 3]`` (:math:`\\vec r_j - \\vec r_i` incl. the periodic shift) and
-    returns per-atom energies ``[n_atoms]``. For saving it should also provide
-    ``config() -> dict`` returning its constructor arguments.
+    returns per-atom energies ``[n_atoms]``. For saving, its class should be decorated with
+    :func:`~equidyn.models.registry.register_model` (which records its constructor arguments).
     """
 
     r_max: float
@@ -156,11 +120,6 @@ def check_model_args(
         raise ValueError(f"r_max must be a positive number (Å), got {r_max!r}")
     if avg_num_neighbors is not None and not avg_num_neighbors > 0:
         raise ValueError(f"avg_num_neighbors must be > 0 or None, got {avg_num_neighbors!r}")
-
-
-def _ensure_registry() -> None:
-    """Import :mod:`equidyn.models`, whose modules register the built-in models."""
-    import equidyn.models  # noqa: F401
 
 
 class Potential(nn.Module):
@@ -299,15 +258,17 @@ class Potential(nn.Module):
                 g = grads[0]
                 out["forces"] = -g if g is not None else torch.zeros_like(pos)  # [n_atoms, 3]
             if compute_stress:
-                g = grads[-1]
-                g = g if g is not None else torch.zeros_like(cell)
-                vol = cell_volume(cell)  # [n_graphs]
-                has_vol = vol > 0
-                safe = torch.where(has_vol, vol, torch.ones_like(vol))
-                out["stress"] = torch.where(
-                    has_vol[:, None, None], g / safe[:, None, None], torch.zeros_like(g)
-                )  # [n_graphs, 3, 3]
+                out["stress"] = self._stress(grads[-1], cell)  # [n_graphs, 3, 3]
         return out
+
+    @staticmethod
+    def _stress(grad: Tensor | None, cell: Tensor) -> Tensor:
+        """``∂E/∂ε / V`` per structure ``[n_graphs, 3, 3]`` (zero where the volume is zero)."""
+        g = grad if grad is not None else torch.zeros_like(cell)
+        vol = cell_volume(cell)  # [n_graphs]
+        has_vol = vol > 0
+        safe = torch.where(has_vol, vol, torch.ones_like(vol))
+        return torch.where(has_vol[:, None, None], g / safe[:, None, None], torch.zeros_like(g))
 
     def compute(
         self,
@@ -331,52 +292,9 @@ class Potential(nn.Module):
     # ----------------------------------------------------------------------------- saving
     def to_dict(self) -> dict[str, Any]:
         """Everything needed to rebuild this potential (see :func:`load_model`)."""
-        config = getattr(self.model, "config", None)
-        if config is None:
-            raise TypeError(
-                f"{type(self.model).__name__} has no config() method; it cannot be saved"
-            )
-        return {
-            "format": "equidyn-potential",
-            "version": 1,
-            "model_class": type(self.model).__name__,
-            "model_config": config(),
-            "atomic_numbers": list(self.atomic_numbers),
-            "reference_energies": self.reference_energies.tolist(),
-            "scale": float(self.scale),
-            "shift": float(self.shift),
-            "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
-            "dtype": str(self.scale.dtype).replace("torch.", ""),
-        }
+        return potential_to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Potential:
         """Inverse of :meth:`to_dict`."""
-        if not isinstance(d, dict) or d.get("format") != "equidyn-potential":
-            raise ValueError("not an equidyn potential (missing format='equidyn-potential')")
-        model = build_model(d["model_class"], dict(d["model_config"]))
-        pot = cls(model, d["atomic_numbers"], d["reference_energies"], d["scale"], d["shift"])
-        pot = pot.to(getattr(torch, d.get("dtype", "float32")))
-        pot.load_state_dict(d["state_dict"])
-        return pot
-
-
-def save_model(potential: Potential, path: str | os.PathLike[str]) -> None:
-    """Write ``potential`` to ``path`` (atomically) so :func:`load_model` rebuilds it."""
-    from equidyn._io import atomic_save
-
-    atomic_save(potential.to_dict(), path)
-
-
-def load_model(path: str | os.PathLike[str]) -> Potential:
-    """Load a model file written by :func:`save_model` (or by ``equidyn train``), in eval mode."""
-    from equidyn._io import load_checkpoint
-
-    d = load_checkpoint(path)
-    if isinstance(d, dict) and "potential" in d and "format" not in d:
-        d = d["potential"]  # a training checkpoint also holds the model
-    try:
-        pot = Potential.from_dict(d)
-    except ValueError as e:
-        raise ValueError(f"{str(path)!r}: {e}") from None
-    return pot.eval()
+        return potential_from_dict(d)

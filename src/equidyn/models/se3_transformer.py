@@ -14,7 +14,7 @@ scalar edge attributes, e.g. ``q_i q_j``), layer ``l`` computes
     h_i' &= h_i + \mathrm{NormAct}\Big(W_O \sum_{j \ne i} \alpha_{ijh}\, v_{ij} + W_S h_i\Big)
 
 Keys and values are TFN convolutions (channelwise tensor products with radial-MLP weights,
-:class:`~equidyn.models._steerable.Convolution`) followed by equivariant linear maps
+:class:`~equidyn.models.blocks.RadialWeightedConvolution`) followed by equivariant linear maps
 :math:`W` (:class:`~equidyn.o3.Linear`); :math:`\langle\cdot,\cdot\rangle_h` is the sum of the
 per-irrep dot products :math:`\sum_m q_{um} k_{um}` over the channels :math:`u` of head
 :math:`h` (:math:`d_h` components), invariant under O(3) because every Wigner matrix is
@@ -36,11 +36,11 @@ import torch
 from torch import Tensor, nn
 
 from equidyn.models._steerable import (
-    Convolution,
     PointDynamicsTrunk,
     check_model_sizes,
     resolve_hidden_irreps,
 )
+from equidyn.models.blocks import RadialWeightedConvolution
 from equidyn.models.tfn import default_hidden_irreps
 from equidyn.nn import NormActivation
 from equidyn.o3 import Irreps, Linear
@@ -86,8 +86,8 @@ class SE3TransformerLayer(nn.Module):
         hidden = Irreps(hidden_irreps)
         self.n_heads = n_heads
         keep = [ir for _, ir in hidden]
-        self.conv = Convolution(
-            hidden, irreps_sh, keep, radial_dim, radial_hidden=radial_hidden, n_filters=2
+        self.conv = RadialWeightedConvolution(
+            hidden, irreps_sh, keep, [radial_dim, radial_hidden, radial_hidden], num_filters=2
         )
         self.lin_k = Linear(self.conv.irreps_out, hidden)
         self.lin_v = Linear(self.conv.irreps_out, hidden)
@@ -112,7 +112,7 @@ class SE3TransformerLayer(nn.Module):
     def forward(self, h: Tensor, y: Tensor, radial: Tensor, index: Tensor) -> Tensor:
         """``h`` (batch, n, hidden), ``y`` (batch, n, n − 1, sh), ``radial``
         (batch, n, n − 1, radial_dim) → (batch, n, hidden)."""
-        c = self.conv(h[:, index], y, radial)  # [2, batch, n, n - 1, conv.irreps_out.dim]
+        c = self.conv.edge_messages(h[:, index], y, radial)  # [2, batch, n, n - 1, out]
         k, v = self.lin_k(c[0]), self.lin_v(c[1])  # [batch, n, n - 1, hidden] each
         agg = self.attention(h, k, v)
         return h + self.act(self.lin_o(agg) + self.lin_s(h))  # [batch, n, hidden]

@@ -31,12 +31,11 @@ import torch
 from torch import Tensor, nn
 
 from equidyn.models._steerable import (
-    Convolution,
     PointDynamicsTrunk,
     check_model_sizes,
-    gate_irreps,
     resolve_hidden_irreps,
 )
+from equidyn.models.blocks import RadialWeightedConvolution, gate_irreps
 from equidyn.nn import Gate
 from equidyn.o3 import Irrep, Irreps, Linear
 
@@ -83,14 +82,16 @@ class TFNLayer(nn.Module):
         scalars, gates, gated = gate_irreps(hidden)
         self.gate = Gate(scalars, nn.functional.silu, gates, torch.sigmoid, gated)
         keep = [ir for _, ir in hidden]
-        self.conv = Convolution(hidden, irreps_sh, keep, radial_dim, radial_hidden=radial_hidden)
+        self.conv = RadialWeightedConvolution(
+            hidden, irreps_sh, keep, [radial_dim, radial_hidden, radial_hidden]
+        )
         self.lin_conv = Linear(self.conv.irreps_out, self.gate.irreps_in)
         self.lin_self = Linear(hidden, self.gate.irreps_in, biases=True)
 
     def forward(self, h: Tensor, y: Tensor, radial: Tensor, index: Tensor) -> Tensor:
         """``h`` (batch, n, hidden), ``y`` (batch, n, n − 1, sh), ``radial``
         (batch, n, n − 1, radial_dim) → (batch, n, hidden)."""
-        c = self.conv(h[:, index], y, radial)[0]  # [batch, n, n - 1, conv.irreps_out.dim]
+        c = self.conv.edge_messages(h[:, index], y, radial)  # [batch, n, n - 1, conv.out]
         c = c.mean(dim=2)  # [batch, n, conv.irreps_out.dim]
         return h + self.gate(self.lin_conv(c) + self.lin_self(h))
 

@@ -45,7 +45,8 @@ from torch import nn
 
 from equidyn._io import atomic_save, atomic_write_text, load_checkpoint
 from equidyn.graph import AtomicGraph
-from equidyn.models.potential import MODEL_REGISTRY, Potential, _ensure_registry, build_model
+from equidyn.models.potential import Potential
+from equidyn.models.registry import build_model, constructor_arguments, resolve_model
 from equidyn.train.config import Config, TrainingConfig
 from equidyn.train.ema import ExponentialMovingAverage
 from equidyn.train.logging import CSVLogger
@@ -59,13 +60,11 @@ TaskT = TypeVar("TaskT", bound=Task)
 
 
 def model_r_max(model_class: str, kwargs: dict[str, Any]) -> float:
-    """The cutoff a model built from ``kwargs`` will use (given or the constructor default)."""
-    _ensure_registry()
-    if model_class not in MODEL_REGISTRY:
-        raise ValueError(f"unknown model {model_class!r}; expected one of {sorted(MODEL_REGISTRY)}")
+    """The cutoff a potential built from ``kwargs`` will use (given or the constructor default)."""
+    cls = resolve_model(model_class, kind="potential")
     if "r_max" in kwargs:
         return float(kwargs["r_max"])
-    default = inspect.signature(MODEL_REGISTRY[model_class].__init__).parameters.get("r_max")
+    default = constructor_arguments(cls).get("r_max")
     if default is None or default.default is inspect.Parameter.empty:
         raise ValueError(f"model section must give r_max for {model_class}")
     return float(default.default)
@@ -91,16 +90,13 @@ def build_potential(
     refs = fit_reference_energies(train_graphs, type_numbers)
     has_forces = all(g.forces is not None for g in train_graphs)
     scale = force_rms(train_graphs) if has_forces else 1.0
-    _ensure_registry()
-    if model_class not in MODEL_REGISTRY:
-        raise ValueError(f"unknown model {model_class!r}; expected one of {sorted(MODEL_REGISTRY)}")
-    params = inspect.signature(MODEL_REGISTRY[model_class].__init__).parameters
+    params = constructor_arguments(resolve_model(model_class, kind="potential"))
     kwargs = dict(model_kwargs)
     if "num_species" in params and "num_species" not in kwargs:
         kwargs["num_species"] = len(type_numbers)
     if "avg_num_neighbors" in params and kwargs.get("avg_num_neighbors") is None:
         kwargs["avg_num_neighbors"] = float(average_num_neighbors(train_graphs))
-    model = build_model(model_class, kwargs)
+    model = build_model(model_class, kwargs, kind="potential")
     return Potential(model, type_numbers, [refs[z] for z in type_numbers], scale=scale)
 
 
