@@ -100,7 +100,10 @@ class EdgeEmbedding(nn.Module):
         self.irreps_sh = Irreps.spherical_harmonics(l_max)
         self.basis = basis
         self.cutoff = cutoff
-        self.num_basis = int(basis.num_basis)
+        num_basis = getattr(basis, "num_basis", None)
+        if not isinstance(num_basis, int):
+            raise TypeError(f"basis must have an int attribute num_basis, got {basis!r}")
+        self.num_basis = num_basis
 
     @classmethod
     def bessel(

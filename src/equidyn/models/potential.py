@@ -136,6 +136,10 @@ class Potential(nn.Module):
         shift: :math:`\mu`, added per atom (eV).
     """
 
+    reference_energies: Tensor  # [num_species] buffer
+    scale: Tensor  # [] buffer
+    shift: Tensor  # [] buffer
+
     def __init__(
         self,
         model: nn.Module,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, cast
+from typing import Any
 
 import torch
 
@@ -151,7 +151,7 @@ def evaluate_main(argv: list[str]) -> int:
 
     try:
         potential = load_model(args.model)
-        scale = cast(torch.Tensor, potential.scale)  # a buffer
+        scale = potential.scale  # a buffer
         dtype = torch.float64 if args.float64 else scale.dtype
         potential = potential.to(dtype)
         graphs = load_structures(
