@@ -85,3 +85,28 @@ def test_md_command(potential, tmp_path, capsys):
     assert "Etot/eV" in text and "NVE energy drift" in text and out.is_file()
     assert main([str(tmp_path / "model.pt"), "--structure", "builtin:nope"]) == 1
     assert "unknown built-in structure" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--ensemble", "langevin", "--temperature", "-300"], "temperature must be"),
+        (["--ensemble", "langevin", "--temperature", "nan"], "temperature must be"),
+        (["--friction", "-1"], "friction must be"),
+        (["--dt", "inf"], "dt must be"),
+        (["--out", "t.foo"], "unknown format"),
+    ],
+)
+def test_md_command_refuses_bad_settings_before_running(
+    potential, tmp_path, capsys, flags, message
+):
+    """Issue 12: a negative or NaN temperature ran with NaN velocities, an unknown trajectory
+    suffix was written silently; both now fail before the first step, naming the value."""
+    save_model(potential, tmp_path / "model.pt")
+    argv = [str(tmp_path / "model.pt"), "--steps", "2"] + flags
+    if "--out" in flags:
+        argv[argv.index("t.foo")] = str(tmp_path / "t.foo")
+    assert main(argv) == 1
+    err = capsys.readouterr()
+    assert message in err.err and "Etot/eV" not in err.out
+    assert not (tmp_path / "t.foo").exists()

@@ -22,6 +22,7 @@ set) and ``builtin:cu256`` (the 256-atom Cu fcc cell, 4×4×4 cubic, a = 3.6 Å,
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -63,6 +64,10 @@ def energy_drift(times_fs: np.ndarray, total_per_atom_ev: np.ndarray) -> float:
     return float(slope * 1000.0 * 1000.0)  # eV/fs -> meV/ps
 
 
+#: trajectory formats ``run_md`` writes: ASE's binary trajectory, or extended XYZ
+TRAJECTORY_SUFFIXES = (".traj", ".xyz", ".extxyz")
+
+
 def run_md(
     model: Any,
     atoms: Any,
@@ -102,8 +107,19 @@ def run_md(
 
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps must be an int >= 0, got {steps!r}")
-    if not dt_fs > 0:
-        raise ValueError(f"dt must be > 0 fs, got {dt_fs}")
+    if not (math.isfinite(dt_fs) and dt_fs > 0):
+        raise ValueError(f"dt must be a finite number > 0 (fs), got {dt_fs}")
+    if not (math.isfinite(temperature_K) and temperature_K >= 0):
+        raise ValueError(f"temperature must be a finite number >= 0 (K), got {temperature_K}")
+    if not (math.isfinite(friction_per_fs) and friction_per_fs >= 0):
+        raise ValueError(f"friction must be a finite number >= 0 (1/fs), got {friction_per_fs}")
+    if out is not None and Path(out).suffix not in TRAJECTORY_SUFFIXES:
+        raise ValueError(
+            f"trajectory file {str(out)!r} has an unknown format: expected a name ending in "
+            f"one of {list(TRAJECTORY_SUFFIXES)}"
+        )
+    if dtype not in ("float64", "float32"):
+        raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
     if ensemble not in ("nve", "langevin"):
         raise ValueError(f"ensemble must be 'nve' or 'langevin', got {ensemble!r}")
     if log_every < 1:
