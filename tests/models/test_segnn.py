@@ -81,7 +81,7 @@ def test_balanced_irreps_weight_count():
 @pytest.mark.parametrize("lmax", [1, 2])
 def test_segnn_equivariance_float64(lmax):
     torch.manual_seed(0)
-    model = SEGNN(12, 2, 0, 1, lmax_hidden=lmax, lmax_attr=lmax)
+    model = SEGNN(12, 2, 0, 1, l_max=lmax, l_max_attr=lmax)
     errors = check_e3_and_permutations(model, torch.float64)
     assert max(errors.values()) < 1e-10
 
@@ -128,7 +128,7 @@ def test_segnn_bad_input():
     check_bad_inputs(model)
     with pytest.raises(ValueError, match="hidden_irreps must be sorted"):
         SEGNN(hidden_irreps="4x1o + 4x0e")
-    with pytest.raises(ValueError, match="n_layers"):
+    with pytest.raises(ValueError, match="num_layers"):
         SEGNN(8, 0)
 
 
