@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import importlib
 import json
 import math
 import sys
@@ -32,8 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
+from equidyn._deprecation import renamed_arguments
 from equidyn.dynamics.data import DRAWS, ChargedNBodyDataset, load_charged_nbody
 from equidyn.dynamics.force_fields import PairForceField
 from equidyn.dynamics.neural_ode import NeuralODE
@@ -41,7 +41,11 @@ from equidyn.dynamics.systems import ChargedNBody
 from equidyn.models.egnn import EGNN
 from equidyn.models.gnn import GNN
 from equidyn.models.linear_dynamics import LinearDynamics
+from equidyn.models.particles import ParticleModel, ParticleSystem
 from equidyn.models.radial_field import RadialField
+from equidyn.models.se3_transformer import SE3Transformer
+from equidyn.models.segnn import SEGNN
+from equidyn.models.tfn import TFN
 from equidyn.o3.rotations import rand_matrix
 from equidyn.train.checkpoint import atomic_save, atomic_write_text, load_checkpoint
 from equidyn.train.logging import CSVLogger
@@ -51,51 +55,36 @@ __all__ = [
     "build_model",
     "equivariance_mse",
     "evaluate",
-    "features",
     "main",
     "rollout",
     "train",
 ]
 
 
-def _steerable(module: str, cls: str) -> Callable[[int, int], nn.Module]:
-    """Factory of a tensor-product model (SEGNN, TFN, SE(3)-Transformer), imported on use."""
-
-    def make(hidden: int, layers: int) -> nn.Module:
-        try:
-            model_cls = getattr(importlib.import_module(f"equidyn.models.{module}"), cls)
-        except (ImportError, AttributeError) as e:
-            raise ValueError(f"model {cls} is not available in this installation ({e})") from e
-        return model_cls(hidden, layers, 0, 1)
-
-    return make
-
-
-#: model name -> (constructor(hidden, layers), kind of input features, see :func:`features`)
-MODELS: dict[str, tuple[Callable[[int, int], nn.Module], str]] = {
-    "linear": (lambda h, layers: LinearDynamics(node_attr_dim=0, edge_attr_dim=0), "none"),
-    "egnn": (lambda h, layers: EGNN(h, layers, 0, 2, velocity=False), "egnn"),
-    "egnn_vel": (lambda h, layers: EGNN(h, layers, 0, 2, velocity=True), "egnn"),
-    "gnn": (lambda h, layers: GNN(h, layers, node_attr_dim=1, edge_attr_dim=1), "gnn"),
-    "radial_field": (lambda h, layers: RadialField(h, layers, 0, 1), "charges"),
-    "neural_ode": (
-        lambda h, layers: NeuralODE(hidden_dim=h, n_layers=layers, edge_attr_dim=1),
-        "charges",
+#: model name -> constructor ``(width, layers, **options)``; every model builds its own inputs
+#: from the raw system (:meth:`~equidyn.models.particles.ParticleModel.inputs`): EGNN the
+#: paper's edges ``[q_i q_j, |x_i − x_j|²]``, GNN the charges and ``q_i q_j``, the others
+#: ``q_i q_j``, the linear baseline nothing. ``options`` (``predict_velocity``) go to the class.
+MODELS: dict[str, Callable[..., ParticleModel]] = {
+    "linear": lambda h, layers, **o: LinearDynamics(node_attr_dim=0, edge_attr_dim=0, **o),
+    "egnn": lambda h, layers, **o: EGNN(h, layers, 0, 2, velocity=False, **o),
+    "egnn_vel": lambda h, layers, **o: EGNN(h, layers, 0, 2, velocity=True, **o),
+    "gnn": lambda h, layers, **o: GNN(h, layers, node_attr_dim=1, edge_attr_dim=1, **o),
+    "radial_field": lambda h, layers, **o: RadialField(h, layers, 0, 1, **o),
+    "neural_ode": lambda h, layers, **o: NeuralODE(
+        num_features=h, num_layers=layers, edge_attr_dim=1, **o
     ),
-    "pair_ode": (
-        lambda h, layers: NeuralODE(
-            PairForceField(h, layers, 0, 1, softening=0.2),
-            edge_attr_dim=1,
-            field_kind="acceleration",
-            method="semi_implicit_euler",
-            step_size=1.0 / 500,
-            compile=True,
-        ),
-        "charges",
+    "pair_ode": lambda h, layers, **o: NeuralODE(
+        PairForceField(h, layers, 0, 1, softening=0.2),
+        edge_attr_dim=1,
+        method="semi_implicit_euler",
+        step_size=1.0 / 500,
+        compile=True,
+        **o,
     ),
-    "segnn": (_steerable("segnn", "SEGNN"), "charges"),
-    "tfn": (_steerable("tfn", "TFN"), "charges"),
-    "se3_transformer": (_steerable("se3_transformer", "SE3Transformer"), "charges"),
+    "segnn": lambda h, layers, **o: SEGNN(h, layers, 0, 1, **o),
+    "tfn": lambda h, layers, **o: TFN(h, layers, 0, 1, **o),
+    "se3_transformer": lambda h, layers, **o: SE3Transformer(h, layers, 0, 1, **o),
 }
 
 PUBLISHED = {  # test MSE (paper), anchors.md §2
@@ -110,85 +99,55 @@ PUBLISHED = {  # test MSE (paper), anchors.md §2
 }
 
 
-def features(
-    kind: str, pos: torch.Tensor, charges: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``(node_attr, edge_attr)`` for a model of feature ``kind``; charges (batch, n, 1).
-
-    >>> q = torch.tensor([[[1.0], [-1.0]]])
-    >>> node, edge = features("charges", torch.zeros(1, 2, 3), q)
-    >>> node.shape, edge[0, :, :, 0].tolist()
-    (torch.Size([1, 2, 0]), [[1.0, -1.0], [-1.0, 1.0]])
-    """
-    batch, n = pos.shape[:2]
-    empty = pos.new_zeros(batch, n, 0)
-    qq = charges[:, :, None, :] * charges[:, None, :, :]  # [batch, n, n, 1]
-    if kind == "none":
-        return empty, None
-    if kind == "charges":
-        return empty, qq
-    if kind == "gnn":
-        return charges, qq
-    if kind == "egnn":
-        diff = pos[:, :, None, :] - pos[:, None, :, :]
-        return empty, torch.cat([qq, (diff * diff).sum(-1, keepdim=True)], dim=-1)
-    raise ValueError(f"unknown feature kind {kind!r}")
-
-
 #: (hidden width, layers) of a model when ``--hidden`` / ``--layers`` are not given
 DEFAULT_SIZES: dict[str, tuple[int, int]] = {"pair_ode": (32, 2)}
 
 
+@renamed_arguments(hidden_dim="num_features", n_layers="num_layers")
 def build_model(
-    name: str, hidden_dim: int | None = None, n_layers: int | None = None
-) -> tuple[nn.Module, str]:
-    """A fresh model by name and its feature kind (see :data:`MODELS`).
+    name: str, num_features: int | None = None, num_layers: int | None = None, **options: Any
+) -> ParticleModel:
+    """A fresh model by name (see :data:`MODELS`); ``options`` go to its class.
 
-    ``hidden_dim`` and ``n_layers`` default to :data:`DEFAULT_SIZES` (64 and 4, the protocol's
-    EGNN, for the models not listed there).
+    ``num_features`` and ``num_layers`` default to :data:`DEFAULT_SIZES` (64 and 4, the
+    protocol's EGNN, for the models not listed there).
 
-    >>> model, kind = build_model("linear")
-    >>> type(model).__name__, kind
-    ('LinearDynamics', 'none')
+    >>> type(build_model("linear")).__name__
+    'LinearDynamics'
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; expected one of {sorted(MODELS)}")
-    make, kind = MODELS[name]
-    hidden_default, layers_default = DEFAULT_SIZES.get(name, (64, 4))
-    hidden_dim = hidden_default if hidden_dim is None else hidden_dim
-    n_layers = layers_default if n_layers is None else n_layers
-    return make(hidden_dim, n_layers), kind
+    width, layers = DEFAULT_SIZES.get(name, (64, 4))
+    width = width if num_features is None else num_features
+    layers = layers if num_layers is None else num_layers
+    return MODELS[name](width, layers, **options)
 
 
-def _predict(
-    model: nn.Module, kind: str, pos: torch.Tensor, vel: torch.Tensor, charges: torch.Tensor
-) -> torch.Tensor:
-    node_attr, edge_attr = features(kind, pos, charges)
-    return model(pos, vel, node_attr, edge_attr)  # [batch, n, 3]
+def _predict(model: ParticleModel, pos: Tensor, vel: Tensor, charges: Tensor) -> Tensor:
+    return model.predict(ParticleSystem(pos, vel, charges))  # [batch, n, 3]
 
 
 def _predict_state(
-    model: nn.Module, kind: str, pos: torch.Tensor, vel: torch.Tensor, charges: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    node_attr, edge_attr = features(kind, pos, charges)
-    return model.forward_state(pos, vel, node_attr, edge_attr)
+    model: ParticleModel, pos: Tensor, vel: Tensor, charges: Tensor
+) -> tuple[Tensor, Tensor]:
+    return model.predict_state(ParticleSystem(pos, vel, charges))  # [batch, n, 3] each
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, kind: str, ds: ChargedNBodyDataset, batch_size: int = 500) -> float:
+def evaluate(model: ParticleModel, ds: ChargedNBodyDataset, batch_size: int = 500) -> float:
     """MSE over all predicted coordinates of ``ds``."""
     model.eval()
     total = 0.0
     for s in range(0, len(ds), batch_size):
         sl = slice(s, s + batch_size)
-        pred = _predict(model, kind, ds.pos[sl], ds.vel[sl], ds.charges[sl])
+        pred = _predict(model, ds.pos[sl], ds.vel[sl], ds.charges[sl])
         total += float(((pred - ds.target_pos[sl]) ** 2).sum())
     return total / ds.target_pos.numel()
 
 
 @torch.no_grad()
 def equivariance_mse(
-    model: nn.Module, kind: str, ds: ChargedNBodyDataset, seed: int = 0, n_max: int = 1000
+    model: ParticleModel, ds: ChargedNBodyDataset, seed: int = 0, n_max: int = 1000
 ) -> float:
     """Mean ``|f(R x + t, R v) − (R f(x, v) + t)|²`` over test inputs, random R ∈ O(3), t.
 
@@ -203,8 +162,8 @@ def equivariance_mse(
     flip = torch.where(torch.rand(n, generator=g) < 0.5, -1.0, 1.0).to(pos.dtype)
     R = R * flip[:, None, None]  # [n, 3, 3], half of them improper
     t = torch.randn(n, 1, 3, generator=g, dtype=pos.dtype)
-    out = _predict(model, kind, pos, vel, q)
-    out_g = _predict(model, kind, pos @ R.transpose(1, 2) + t, vel @ R.transpose(1, 2), q)
+    out = _predict(model, pos, vel, q)
+    out_g = _predict(model, pos @ R.transpose(1, 2) + t, vel @ R.transpose(1, 2), q)
     return float(((out_g - (out @ R.transpose(1, 2) + t)) ** 2).mean())
 
 
@@ -215,7 +174,7 @@ def _energy(pos: torch.Tensor, vel: torch.Tensor, charges: torch.Tensor) -> torc
 
 @torch.no_grad()
 def rollout(
-    model: nn.Module, kind: str, data: dict[str, torch.Tensor], n_chain: int = 10, gap: int = 10
+    model: ParticleModel, data: dict[str, torch.Tensor], n_chain: int = 10, gap: int = 10
 ) -> dict[str, list[float]]:
     """Chain ``n_chain`` predictions of ``gap`` frames from frame 0 of long trajectories.
 
@@ -231,7 +190,7 @@ def rollout(
     e0 = _energy(x, v, q)
     out: dict[str, list[float]] = {"mse": [], "energy_drift": [], "true_energy_drift": []}
     for k in range(1, n_chain + 1):
-        x, v = _predict_state(model, kind, x, v, q)
+        x, v = _predict_state(model, x, v, q)
         out["mse"].append(float(((x - pos_all[:, k * gap]) ** 2).mean()))
         out["energy_drift"].append(float((_energy(x, v, q) - e0).abs().mean()))
         true_e = _energy(pos_all[:, k * gap], vel_all[:, k * gap], q)
@@ -240,8 +199,7 @@ def rollout(
 
 
 def train(
-    model: nn.Module,
-    kind: str,
+    model: ParticleModel,
     train_ds: ChargedNBodyDataset,
     valid_ds: ChargedNBodyDataset,
     test_ds: ChargedNBodyDataset,
@@ -344,12 +302,12 @@ def train(
                     err = pos.new_zeros(len(idx))
                     x, v = pos, vel
                     for k in range(unroll):  # K chained predictions, [batch, n, 3] each
-                        x, v = _predict_state(model, kind, x, v, q)
+                        x, v = _predict_state(model, x, v, q)
                         err = err + ((x - future[:, k]) ** 2).mean((1, 2))
                         err = err + ((v - future_vel[:, k]) ** 2).mean((1, 2))
                     err = err / unroll
                 else:
-                    err = ((_predict(model, kind, pos, vel, q) - target) ** 2).mean((1, 2))
+                    err = ((_predict(model, pos, vel, q) - target) ** 2).mean((1, 2))
                 if trim < 1:  # the trimmed mean: drop the worst trajectories of the batch
                     err = err.sort().values[: max(1, int(trim * len(err)))]
                 loss = err.mean()
@@ -365,10 +323,10 @@ def train(
             state["epoch"] += 1
             epoch = state["epoch"]
             if epoch % eval_every == 0 or epoch == epochs:
-                valid = evaluate(model, kind, valid_ds)
+                valid = evaluate(model, valid_ds)
                 test = math.nan
                 if valid < state["best_valid"]:
-                    test = evaluate(model, kind, test_ds)
+                    test = evaluate(model, test_ds)
                     state.update(best_valid=valid, best_test=test, best_epoch=epoch)
                     state["best_model"] = copy.deepcopy(model.state_dict())
                 row = {
@@ -401,7 +359,7 @@ def train(
 
 
 def _plot(
-    model: nn.Module, kind: str, data: dict[str, torch.Tensor], path: Path, n_systems: int = 3
+    model: ParticleModel, data: dict[str, torch.Tensor], path: Path, n_systems: int = 3
 ) -> None:
     import matplotlib
 
@@ -411,7 +369,7 @@ def _plot(
     pos, vel = data["pos"][:n_systems].float(), data["vel"][:n_systems].float()
     q = data["charges"][:n_systems].float()[..., None]
     with torch.no_grad():
-        pred = _predict(model, kind, pos[:, 30], vel[:, 30], q)
+        pred = _predict(model, pos[:, 30], vel[:, 30], q)
     fig, axes = plt.subplots(1, n_systems, figsize=(4 * n_systems, 4))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for b, ax in enumerate(axes):
@@ -519,11 +477,9 @@ def main(argv: list[str]) -> int:
             f"(egnn_vel, neural_ode, {', '.join(steerable)}), got {args.model!r}"
         )
     torch.manual_seed(args.seed)  # the initial weights
-    model, kind = build_model(args.model, args.hidden, args.layers)
-    if args.task == "rollout" and args.model == "egnn_vel":
-        model = EGNN(args.hidden, args.layers, 0, 2, velocity=True, predict_velocity=True)
-    elif args.task == "rollout" and args.model in steerable:
-        model = type(model)(args.hidden, args.layers, 0, 1, predict_velocity=True)
+    heads = args.task == "rollout" and args.model not in ("neural_ode",)  # the ODE has (x, v)
+    options = {"predict_velocity": True} if heads else {}
+    model = build_model(args.model, args.hidden, args.layers, **options)
     if isinstance(model, NeuralODE) and args.ode_steps is not None:
         model.step_size = model.t_span / args.ode_steps
     if args.softening is not None:
@@ -562,7 +518,6 @@ def main(argv: list[str]) -> int:
     )
     state = train(
         model,
-        kind,
         train_ds,
         valid_ds,
         test_ds,
@@ -591,7 +546,7 @@ def main(argv: list[str]) -> int:
         "seconds_per_epoch": state["train_seconds"] / max(1, state["epoch"]),
         "published_test_mse": PUBLISHED.get(args.model),
         "augment": args.augment,
-        "equivariance_mse": equivariance_mse(model, kind, test_ds, seed=args.seed),
+        "equivariance_mse": equivariance_mse(model, test_ds, seed=args.seed),
     }
     if args.task == "rollout":
         # long trajectories exist only in equidyn's own draw (the EGNN repository's data set
@@ -606,11 +561,11 @@ def main(argv: list[str]) -> int:
         result["rollout_draw"] = "equidyn"
         if args.quick:
             data = {k: v[:20] for k, v in data.items()}
-        result["rollout"] = rollout(model, kind, data)
+        result["rollout"] = rollout(model, data)
     atomic_write_text(json.dumps(result, indent=2), out / "result.json")
     if not args.no_plot:
         data = load_charged_nbody("test", **data_kw)
-        _plot(model, kind, data, out / "trajectories.png")
+        _plot(model, data, out / "trajectories.png")
     print(
         f"{args.model}: test MSE {result['test_mse']:.5f} at epoch {result['best_epoch']} "
         f"(valid {result['valid_mse']:.5f}); published {result['published_test_mse']}; "
