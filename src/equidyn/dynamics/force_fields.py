@@ -33,7 +33,13 @@ from torch import Tensor, nn
 
 from equidyn._deprecation import renamed_arguments
 from equidyn.graph.scatter import scatter_sum
-from equidyn.models.particles import ParticleInputs, ParticleModel, check_sizes, mlp
+from equidyn.models.particles import (
+    RENAMED_ARGUMENTS,
+    ParticleInputs,
+    ParticleModel,
+    check_sizes,
+    mlp,
+)
 from equidyn.models.registry import register_model
 
 __all__ = ["PairForceField"]
@@ -66,7 +72,7 @@ class PairForceField(ParticleModel):
 
     output = "acceleration"
 
-    @renamed_arguments(hidden_dim="num_features", n_layers="num_layers")
+    @renamed_arguments(**RENAMED_ARGUMENTS)
     def __init__(
         self,
         num_features: int = 32,

@@ -38,6 +38,7 @@ from equidyn._deprecation import renamed_arguments
 from equidyn.dynamics.integrators import INTEGRATORS
 from equidyn.models.egnn import EGNN
 from equidyn.models.particles import (
+    RENAMED_ARGUMENTS,
     ParticleInputs,
     ParticleModel,
     ParticleSystem,
@@ -95,7 +96,7 @@ class NeuralODE(ParticleModel):
     torch.Size([2, 4, 3])
     """
 
-    @renamed_arguments(hidden_dim="num_features", n_layers="num_layers")
+    @renamed_arguments(**RENAMED_ARGUMENTS)
     def __init__(
         self,
         field: nn.Module | None = None,

@@ -41,6 +41,7 @@ from equidyn.o3 import (
 )
 
 __all__ = [
+    "STEERABLE_RENAMED_ARGUMENTS",
     "Convolution",
     "check_hidden_irreps",
     "resolve_hidden_irreps",
@@ -55,6 +56,15 @@ __all__ = [
     "node_inputs",
     "off_diagonal",
 ]
+
+
+#: old argument name -> new name shared by SEGNN, TFN and SE3Transformer (deprecated aliases,
+#: one release with a ``FutureWarning``)
+STEERABLE_RENAMED_ARGUMENTS = {
+    "hidden_features": "num_features",
+    "n_layers": "num_layers",
+    "lmax_hidden": "l_max",
+}
 
 
 def node_input_irreps(node_attr_dim: int) -> Irreps:

@@ -35,6 +35,7 @@ from torch import Tensor, nn
 
 from equidyn._deprecation import renamed_arguments
 from equidyn.models.particles import (
+    RENAMED_ARGUMENTS,
     ParticleInputs,
     ParticleModel,
     ParticleSystem,
@@ -151,7 +152,7 @@ class EGNN(ParticleModel):
     torch.Size([3, 5, 3])
     """
 
-    @renamed_arguments(hidden_dim="num_features", n_layers="num_layers")
+    @renamed_arguments(**RENAMED_ARGUMENTS)
     def __init__(
         self,
         num_features: int = 64,

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from equidyn._deprecation import renamed_arguments
 from equidyn.models.particles import (
+    RENAMED_ARGUMENTS,
     ParticleInputs,
     ParticleModel,
     check_sizes,
@@ -46,7 +47,7 @@ class GNN(ParticleModel):
     torch.Size([2, 5, 3])
     """
 
-    @renamed_arguments(hidden_dim="num_features", n_layers="num_layers")
+    @renamed_arguments(**RENAMED_ARGUMENTS)
     def __init__(
         self,
         num_features: int = 64,

@@ -51,6 +51,7 @@ __all__ = [
     "ParticleInputs",
     "ParticleModel",
     "ParticleSystem",
+    "RENAMED_ARGUMENTS",
     "check_particle_inputs",
     "check_sizes",
     "finite_inputs_checked",
@@ -61,6 +62,10 @@ __all__ = [
     "relative_positions",
 ]
 
+
+#: old argument name -> new name of the scalar particle models (EGNN, GNN, RadialField,
+#: PairForceField, NeuralODE), accepted for one release with a ``FutureWarning``
+RENAMED_ARGUMENTS = {"hidden_dim": "num_features", "n_layers": "num_layers"}
 
 # ------------------------------------------------------------------------------ input checks
 

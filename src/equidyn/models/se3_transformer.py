@@ -37,6 +37,7 @@ from torch import Tensor, nn
 
 from equidyn._deprecation import renamed_arguments
 from equidyn.models._steerable import (
+    STEERABLE_RENAMED_ARGUMENTS,
     Convolution,
     PointDynamicsTrunk,
     resolve_hidden_irreps,
@@ -137,19 +138,14 @@ class SE3Transformer(PointDynamicsTrunk):
             readout_init_scale, predict_velocity: as in :class:`~equidyn.models.tfn.TFN`.
 
     >>> model = SE3Transformer(num_features=8, num_layers=2, node_attr_dim=0, edge_attr_dim=1)
-    >>> pos, vel = torch.randn(3, 5, 3), torch.randn(3, 5, 3)
+    >>> from equidyn.models import ParticleSystem
     >>> q = torch.randint(0, 2, (3, 5, 1)) * 2.0 - 1
-    >>> model(pos, vel, torch.zeros(3, 5, 0), q[:, :, None] * q[:, None, :]).shape
+    >>> system = ParticleSystem(torch.randn(3, 5, 3), torch.randn(3, 5, 3), q)
+    >>> model.predict(system).shape  # model(pos, vel, empty, q_i q_j)
     torch.Size([3, 5, 3])
     """
 
-    @renamed_arguments(
-        hidden_features="num_features",
-        n_layers="num_layers",
-        n_heads="num_heads",
-        lmax_hidden="l_max",
-        lmax_sh="l_max_sh",
-    )
+    @renamed_arguments(**STEERABLE_RENAMED_ARGUMENTS, n_heads="num_heads", lmax_sh="l_max_sh")
     def __init__(
         self,
         num_features: int = 64,

@@ -52,6 +52,7 @@ from torch import Tensor, nn
 
 from equidyn._deprecation import renamed_arguments
 from equidyn.models._steerable import (
+    STEERABLE_RENAMED_ARGUMENTS,
     IrrepsConcat,
     PositionVelocityHeads,
     SteerableLayer,
@@ -179,18 +180,14 @@ class SEGNN(PositionVelocityHeads):
     >>> model = SEGNN(num_features=16, num_layers=2, node_attr_dim=0, edge_attr_dim=1)
     >>> model.hidden_irreps
     8x0e+8x1o
-    >>> pos, vel = torch.randn(3, 5, 3), torch.randn(3, 5, 3)
+    >>> from equidyn.models import ParticleSystem
     >>> q = torch.randint(0, 2, (3, 5, 1)) * 2.0 - 1
-    >>> model(pos, vel, torch.zeros(3, 5, 0), q[:, :, None] * q[:, None, :]).shape
+    >>> system = ParticleSystem(torch.randn(3, 5, 3), torch.randn(3, 5, 3), q)
+    >>> model.predict(system).shape  # its inputs: q_i q_j per pair
     torch.Size([3, 5, 3])
     """
 
-    @renamed_arguments(
-        hidden_features="num_features",
-        n_layers="num_layers",
-        lmax_hidden="l_max",
-        lmax_attr="l_max_attr",
-    )
+    @renamed_arguments(**STEERABLE_RENAMED_ARGUMENTS, lmax_attr="l_max_attr")
     def __init__(
         self,
         num_features: int = 64,

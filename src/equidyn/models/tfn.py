@@ -32,6 +32,7 @@ from torch import Tensor, nn
 
 from equidyn._deprecation import renamed_arguments
 from equidyn.models._steerable import (
+    STEERABLE_RENAMED_ARGUMENTS,
     Convolution,
     PointDynamicsTrunk,
     gate_irreps,
@@ -118,18 +119,14 @@ class TFN(PointDynamicsTrunk):
     >>> model = TFN(num_features=8, num_layers=2, node_attr_dim=0, edge_attr_dim=1)
     >>> model.hidden_irreps
     4x0e+4x1o
-    >>> pos, vel = torch.randn(3, 5, 3), torch.randn(3, 5, 3)
+    >>> from equidyn.models import ParticleSystem
     >>> q = torch.randint(0, 2, (3, 5, 1)) * 2.0 - 1
-    >>> model(pos, vel, torch.zeros(3, 5, 0), q[:, :, None] * q[:, None, :]).shape
+    >>> system = ParticleSystem(torch.randn(3, 5, 3), torch.randn(3, 5, 3), q)
+    >>> model.predict(system).shape  # the edge attributes: q_i q_j
     torch.Size([3, 5, 3])
     """
 
-    @renamed_arguments(
-        hidden_features="num_features",
-        n_layers="num_layers",
-        lmax_hidden="l_max",
-        lmax_sh="l_max_sh",
-    )
+    @renamed_arguments(**STEERABLE_RENAMED_ARGUMENTS, lmax_sh="l_max_sh")
     def __init__(
         self,
         num_features: int = 64,
