@@ -11,7 +11,16 @@ import torch
 from make_reference import PARTICLES
 
 from equidyn.dynamics import NeuralODE, PairForceField
-from equidyn.models import EGNN, GNN, SEGNN, TFN, LinearDynamics, RadialField, SE3Transformer
+from equidyn.models import (
+    EGNN,
+    GNN,
+    SEGNN,
+    TFN,
+    EGNNLayer,
+    LinearDynamics,
+    RadialField,
+    SE3Transformer,
+)
 from equidyn.models.particles import (
     ParticleInputs,
     ParticleModel,
@@ -22,6 +31,9 @@ from equidyn.models.particles import (
     relative_positions,
 )
 from equidyn.models.registry import build_model, model_config, model_kind, registered_models
+from equidyn.models.se3_transformer import SE3TransformerLayer, head_matrix
+from equidyn.models.segnn import balanced_irreps
+from equidyn.models.tfn import default_hidden_irreps
 
 
 def system(batch: int = 2, n: int = 5, seed: int = 0) -> ParticleSystem:
@@ -168,3 +180,19 @@ def test_pair_layout():
     inputs = ParticleInputs(x, x, x[..., :0], torch.randn(2, 4, 4, 2))
     idx, pair_attr = inputs.pairs()
     assert torch.equal(idx, index) and torch.equal(pair_attr, off_diagonal(inputs.edge_attr, index))
+
+
+@pytest.mark.parametrize(
+    "build, old",
+    [
+        (lambda **kw: EGNNLayer(edge_attr_dim=1, **kw), dict(hidden_dim=4)),
+        (lambda **kw: SE3TransformerLayer("2x0e + 2x1o", "1x0e + 1x1o", 3, **kw), dict(n_heads=2)),
+        (lambda **kw: balanced_irreps(**kw), dict(hidden_features=8, lmax_hidden=1, lmax_attr=1)),
+        (lambda **kw: default_hidden_irreps(**kw), dict(hidden_features=8, lmax_hidden=1)),
+        (lambda **kw: head_matrix("2x0e + 2x1o", **kw), dict(n_heads=2)),
+    ],
+    ids=["EGNNLayer", "SE3TransformerLayer", "balanced_irreps", "default_hidden_irreps", "heads"],
+)
+def test_old_names_of_layers_and_helpers_warn(build, old):
+    with pytest.warns(FutureWarning, match="is deprecated, use"):
+        build(**old)
