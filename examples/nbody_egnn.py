@@ -14,16 +14,14 @@ import argparse
 import torch
 
 from equidyn.dynamics import ChargedNBodyDataset
-from equidyn.models import EGNN
+from equidyn.models import EGNN, ParticleSystem
 from equidyn.o3.rotations import rand_matrix
 
 
-def inputs(ds: ChargedNBodyDataset, idx: torch.Tensor):
-    """EGNN protocol features: no node attributes, edges [q_i q_j, |x_i − x_j|²]."""
-    pos, vel, q = ds.pos[idx], ds.vel[idx], ds.charges[idx]
-    diff = pos[:, :, None] - pos[:, None]
-    edge = torch.cat([q[:, :, None] * q[:, None], (diff**2).sum(-1, keepdim=True)], dim=-1)
-    return pos, vel, pos.new_zeros(len(idx), 5, 0), edge
+def systems(ds: ChargedNBodyDataset, idx: torch.Tensor) -> ParticleSystem:
+    """The raw states; EGNN builds its protocol inputs from them (:meth:`EGNN.inputs`: no node
+    attributes, edges [q_i q_j, |x_i − x_j|²])."""
+    return ParticleSystem(ds.pos[idx], ds.vel[idx], ds.charges[idx])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,27 +33,28 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     train = ChargedNBodyDataset("train", args.n_train)
     test = ChargedNBodyDataset("test", 500)
-    model = EGNN(hidden_dim=64, n_layers=4, node_attr_dim=0, edge_attr_dim=2)
+    model = EGNN(num_features=64, num_layers=4, node_attr_dim=0, edge_attr_dim=2)
     opt = torch.optim.Adam(model.parameters(), lr=5e-4, weight_decay=1e-12)
     for epoch in range(1, args.epochs + 1):
         for idx in torch.randperm(len(train)).split(100):
-            loss = ((model(*inputs(train, idx)) - train.target_pos[idx]) ** 2).mean()
+            loss = ((model.predict(systems(train, idx)) - train.target_pos[idx]) ** 2).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
         with torch.no_grad():
             idx = torch.arange(len(test))
-            mse = ((model(*inputs(test, idx)) - test.target_pos) ** 2).mean().item()
+            mse = ((model.predict(systems(test, idx)) - test.target_pos) ** 2).mean().item()
         print(f"epoch {epoch}: test MSE {mse:.4f} (x + v·t baseline ≈ 0.08)")
 
     # rotate and translate every test system: the predictions follow exactly
     with torch.no_grad():
         idx = torch.arange(len(test))
-        pos, vel, node, edge = inputs(test, idx)
-        R = rand_matrix(len(idx), dtype=pos.dtype)
+        s = systems(test, idx)
+        R = rand_matrix(len(idx), dtype=s.pos.dtype)
         t = torch.randn(len(idx), 1, 3)
-        out = model(pos, vel, node, edge)
-        out_g = model(pos @ R.transpose(1, 2) + t, vel @ R.transpose(1, 2), node, edge)
+        out = model.predict(s)
+        moved = ParticleSystem(s.pos @ R.transpose(1, 2) + t, s.vel @ R.transpose(1, 2), s.charges)
+        out_g = model.predict(moved)
         err = (out_g - (out @ R.transpose(1, 2) + t)).abs().max().item()
     print(f"max |f(Rx + t) − (R f(x) + t)| = {err:.1e} (float32 rounding)")
     return 0

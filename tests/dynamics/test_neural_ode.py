@@ -22,7 +22,7 @@ def make_inputs(batch=2, n=4, dtype=torch.float64):
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_flow_is_e3_and_permutation_equivariant(dtype):
     torch.manual_seed(0)
-    ode = NeuralODE(hidden_dim=8, n_layers=1, edge_attr_dim=1, step_size=0.5).to(dtype)
+    ode = NeuralODE(num_features=8, num_layers=1, edge_attr_dim=1, step_size=0.5).to(dtype)
     with torch.no_grad():
         ode.field.net.layers[0].phi_x[-1].weight.mul_(300.0)
 
@@ -44,7 +44,7 @@ def test_flow_is_e3_and_permutation_equivariant(dtype):
 
 def test_trajectory_is_consistent_and_starts_linear():
     torch.manual_seed(0)
-    ode = NeuralODE(hidden_dim=8, n_layers=1, edge_attr_dim=0, step_size=0.25).double()
+    ode = NeuralODE(num_features=8, num_layers=1, edge_attr_dim=0, step_size=0.25).double()
     pos, vel, _ = make_inputs()
     node = pos.new_zeros(2, 4, 0)
     times = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)
@@ -62,7 +62,7 @@ def test_trajectory_is_consistent_and_starts_linear():
 
 def test_training_lowers_loss_and_bad_input():
     torch.manual_seed(0)
-    ode = NeuralODE(hidden_dim=8, n_layers=1, edge_attr_dim=0, step_size=0.5)
+    ode = NeuralODE(num_features=8, num_layers=1, edge_attr_dim=0, step_size=0.5)
     pos, vel, _ = make_inputs(batch=8, dtype=torch.float32)
     node = pos.new_zeros(8, 4, 0)
     center = pos.mean(1, keepdim=True)
@@ -141,7 +141,7 @@ def test_loop_method_errors():
     with pytest.raises(ValueError, match="step_size"):
         NeuralODE(step_size=2.0)
     ode = NeuralODE(
-        hidden_dim=4, n_layers=1, edge_attr_dim=0, method="velocity_verlet", step_size=0.5
+        num_features=4, num_layers=1, edge_attr_dim=0, method="velocity_verlet", step_size=0.5
     )
     pos, vel, _ = make_inputs()
     with pytest.raises(ValueError, match="strictly increasing"):
@@ -151,7 +151,7 @@ def test_loop_method_errors():
 def test_user_input_checked_once_not_on_every_solver_step(monkeypatch):
     """NaN in the user's input is a clear error; the solver's own states are not re-checked
     for finiteness on each of its steps (one synchronising reduction per tensor each)."""
-    ode = NeuralODE(hidden_dim=8, n_layers=1, edge_attr_dim=0, step_size=0.05).double()
+    ode = NeuralODE(num_features=8, num_layers=1, edge_attr_dim=0, step_size=0.05).double()
     pos, vel, _ = make_inputs()
     node = pos.new_zeros(2, 4, 0)
     bad = pos.clone()

@@ -9,9 +9,10 @@ import torch
 
 from equidyn.dynamics import data as nbody_data
 from equidyn.experiments.nbody import main
-from equidyn.experiments.nbody_models import build_model, features
+from equidyn.experiments.nbody_models import build_model
 from equidyn.experiments.nbody_task import equivariance_mse
 from equidyn.experiments.nbody_task import train as nb_train
+from equidyn.models import ParticleSystem
 
 
 @pytest.fixture
@@ -68,12 +69,12 @@ def test_models_and_errors():
             return 20
 
     torch.manual_seed(0)
-    gnn, kind = build_model("gnn", 8, 1)
-    egnn, kind_e = build_model("egnn_vel", 8, 1)
-    node, edge = features(kind_e, Split.pos, Split.charges)
+    gnn = build_model("gnn", 8, 1)
+    egnn = build_model("egnn_vel", 8, 1)
+    node, edge = egnn.inputs(ParticleSystem(Split.pos, Split.vel, Split.charges))
     assert node.shape == (20, 5, 0) and edge.shape == (20, 5, 5, 2)
-    assert equivariance_mse(gnn, kind, Split()) > 1e-6
-    assert equivariance_mse(egnn, kind_e, Split()) < 1e-10
+    assert equivariance_mse(gnn, Split()) > 1e-6
+    assert equivariance_mse(egnn, Split()) < 1e-10
 
 
 def test_unrolled_rollout_training(tiny_splits, tmp_path):
@@ -110,22 +111,22 @@ def _rollout_parts(tmp_path):
     train = ChargedNBodyDataset("train", 2, all_starts=True, unroll=2, cache=tmp_path)
     valid = ChargedNBodyDataset("valid", 6, cache=tmp_path)
     test = ChargedNBodyDataset("test", 6, cache=tmp_path)
-    return model, "egnn", train, valid, test
+    return model, train, valid, test
 
 
 def test_trimmed_loss_and_pair_ode_model(tiny_splits, tmp_path):
-    model, kind = build_model("pair_ode", 8, 1)
-    assert kind == "charges" and model.method == "semi_implicit_euler"
+    model = build_model("pair_ode", 8, 1)
+    assert model.method == "semi_implicit_euler" and model.field.kind == "acceleration"
     from equidyn.dynamics.data import ChargedNBodyDataset
 
     train_ds = ChargedNBodyDataset("train", 6, cache=tmp_path)
     valid = ChargedNBodyDataset("valid", 6, cache=tmp_path)
     model.compile = False  # eager here; the compiled loop is tested in test_neural_ode
     model.step_size = 0.1
-    state = nb_train(model, kind, train_ds, valid, valid, epochs=1, out=tmp_path / "t", trim=0.5)
+    state = nb_train(model, train_ds, valid, valid, epochs=1, out=tmp_path / "t", trim=0.5)
     assert state["epoch"] == 1 and state["best_valid"] < 1.0
     with pytest.raises(ValueError, match="trim must be in"):
-        nb_train(model, kind, train_ds, valid, valid, epochs=1, out=tmp_path / "u", trim=0.0)
+        nb_train(model, train_ds, valid, valid, epochs=1, out=tmp_path / "u", trim=0.0)
 
 
 def test_init_from_and_softening(tiny_splits, tmp_path):
@@ -152,10 +153,10 @@ def test_ctrl_c_mid_epoch_resumes_exactly(tiny_splits, tmp_path, capsys):
 
     def run(out, **kw):
         torch.manual_seed(0)
-        model, kind = build_model("egnn_vel", 8, 1)
+        model = build_model("egnn_vel", 8, 1)
         splits = [ChargedNBodyDataset(s, 6, cache=tmp_path) for s in ("train", "valid", "test")]
         kw = {"epochs": 2, "out": out, "augment": True, "batch_size": 2, "config": {"a": 1}, **kw}
-        return model, nb_train(model, kind, *splits, **kw)
+        return model, nb_train(model, *splits, **kw)
 
     ref_model, ref = run(tmp_path / "ref")
     ctrl_c = lambda trainer, step: os.kill(os.getpid(), signal.SIGINT) if step == 4 else None

@@ -43,23 +43,26 @@ POTENTIALS = {
     ),
 }
 PARTICLES = {
-    "egnn": (EGNN, dict(hidden_dim=8, n_layers=2, node_attr_dim=1, edge_attr_dim=2)),
-    "gnn": (GNN, dict(hidden_dim=8, n_layers=2, node_attr_dim=1, edge_attr_dim=2)),
-    "radial_field": (RadialField, dict(hidden_dim=8, n_layers=2, node_attr_dim=1, edge_attr_dim=2)),
+    "egnn": (EGNN, dict(num_features=8, num_layers=2, node_attr_dim=1, edge_attr_dim=2)),
+    "gnn": (GNN, dict(num_features=8, num_layers=2, node_attr_dim=1, edge_attr_dim=2)),
+    "radial_field": (
+        RadialField,
+        dict(num_features=8, num_layers=2, node_attr_dim=1, edge_attr_dim=2),
+    ),
     "linear": (LinearDynamics, dict(node_attr_dim=1, edge_attr_dim=2)),
-    "segnn": (SEGNN, dict(hidden_features=4, n_layers=2, node_attr_dim=1, edge_attr_dim=2)),
-    "tfn": (TFN, dict(hidden_features=4, n_layers=2, node_attr_dim=1, edge_attr_dim=2)),
+    "segnn": (SEGNN, dict(num_features=4, num_layers=2, node_attr_dim=1, edge_attr_dim=2)),
+    "tfn": (TFN, dict(num_features=4, num_layers=2, node_attr_dim=1, edge_attr_dim=2)),
     "se3_transformer": (
         SE3Transformer,
-        dict(hidden_features=4, n_layers=2, node_attr_dim=1, edge_attr_dim=2, n_heads=2),
+        dict(num_features=4, num_layers=2, node_attr_dim=1, edge_attr_dim=2, num_heads=2),
     ),
     "pair_force_field": (
         PairForceField,
-        dict(hidden_dim=8, n_layers=2, node_attr_dim=1, edge_attr_dim=2),
+        dict(num_features=8, num_layers=2, node_attr_dim=1, edge_attr_dim=2),
     ),
     "neural_ode": (
         NeuralODE,
-        dict(hidden_dim=8, n_layers=2, node_attr_dim=1, edge_attr_dim=2, step_size=0.25),
+        dict(num_features=8, num_layers=2, node_attr_dim=1, edge_attr_dim=2, step_size=0.25),
     ),
 }
 

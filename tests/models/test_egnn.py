@@ -32,7 +32,7 @@ def as_fn(model, node_attr_dim=0):
 @pytest.mark.parametrize("velocity", [True, False])
 def test_e3_and_permutation_equivariance(dtype, velocity):
     torch.manual_seed(0)
-    model = EGNN(hidden_dim=16, n_layers=2, node_attr_dim=1, edge_attr_dim=1, velocity=velocity)
+    model = EGNN(num_features=16, num_layers=2, node_attr_dim=1, edge_attr_dim=1, velocity=velocity)
     model = model.to(dtype)
     with torch.no_grad():  # make the coordinate updates large, so that a bug would show
         for layer in model.layers:
@@ -51,7 +51,7 @@ def test_e3_and_permutation_equivariance(dtype, velocity):
 
 def test_velocity_head_is_equivariant():
     torch.manual_seed(0)
-    model = EGNN(hidden_dim=16, n_layers=2, edge_attr_dim=1, predict_velocity=True).double()
+    model = EGNN(num_features=16, num_layers=2, edge_attr_dim=1, predict_velocity=True).double()
 
     def fn(pos, vel, q):
         node, edge = pos.new_zeros(*pos.shape[:2], 0), q[:, :, None, :] * q[:, None, :, :]
@@ -70,7 +70,7 @@ def test_velocity_head_is_equivariant():
 
 
 def test_init_is_close_to_linear_motion():
-    model = EGNN(hidden_dim=16, n_layers=2, velocity=False, edge_attr_dim=0)
+    model = EGNN(num_features=16, num_layers=2, velocity=False, edge_attr_dim=0)
     pos, vel, _ = make_inputs(dtype=torch.float32)
     out = model(pos, vel, pos.new_zeros(2, 5, 0))
     assert (out - pos).abs().max() < 0.05
@@ -84,7 +84,7 @@ def test_short_training_lowers_the_loss():
     target = d["pos"][:, 9].float()
     q = d["charges"].float()[..., None]
     torch.manual_seed(0)
-    model = EGNN(hidden_dim=16, n_layers=2, edge_attr_dim=1)
+    model = EGNN(num_features=16, num_layers=2, edge_attr_dim=1)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     node, edge = pos.new_zeros(16, 5, 0), q[:, :, None] * q[:, None, :]
     losses = []
@@ -98,7 +98,7 @@ def test_short_training_lowers_the_loss():
 
 
 def test_bad_input():
-    model = EGNN(hidden_dim=8, n_layers=1, edge_attr_dim=1)
+    model = EGNN(num_features=8, num_layers=1, edge_attr_dim=1)
     pos, vel, q = make_inputs(dtype=torch.float32)
     node, edge = pos.new_zeros(2, 5, 0), q[:, :, None] * q[:, None, :]
     with pytest.raises(ValueError, match="pos must have shape"):

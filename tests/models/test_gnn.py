@@ -24,7 +24,7 @@ def fn_of(model):
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_permutation_equivariant(dtype):
     torch.manual_seed(0)
-    model = GNN(hidden_dim=16, n_layers=2, node_attr_dim=1, edge_attr_dim=1).to(dtype)
+    model = GNN(num_features=16, num_layers=2, node_attr_dim=1, edge_attr_dim=1).to(dtype)
     pos, vel, q = make_inputs(dtype=dtype)
     out = fn_of(model)(pos, vel, q)
     perm = torch.tensor([3, 0, 4, 1, 2])
@@ -35,7 +35,7 @@ def test_permutation_equivariant(dtype):
 
 def test_not_e3_equivariant():
     torch.manual_seed(0)
-    model = GNN(hidden_dim=16, n_layers=2, node_attr_dim=1, edge_attr_dim=1).double()
+    model = GNN(num_features=16, num_layers=2, node_attr_dim=1, edge_attr_dim=1).double()
     args = make_inputs()
     with pytest.raises(AssertionError, match="not equivariant"):
         assert_equivariant(
@@ -55,7 +55,7 @@ def test_not_e3_equivariant():
 
 def test_short_training_lowers_the_loss_and_bad_input():
     torch.manual_seed(0)
-    model = GNN(hidden_dim=16, n_layers=1, node_attr_dim=1, edge_attr_dim=1)
+    model = GNN(num_features=16, num_layers=1, node_attr_dim=1, edge_attr_dim=1)
     pos, vel, q = make_inputs(batch=8, dtype=torch.float32)
     target = pos + 0.5 * vel
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)

@@ -12,7 +12,7 @@ from equidyn.testing import assert_equivariant
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_e3_and_permutation_equivariance(dtype):
     torch.manual_seed(0)
-    model = RadialField(hidden_dim=16, n_layers=2, node_attr_dim=1, edge_attr_dim=1).to(dtype)
+    model = RadialField(num_features=16, num_layers=2, node_attr_dim=1, edge_attr_dim=1).to(dtype)
     with torch.no_grad():
         for mlp in model.phi:
             mlp[-1].weight.mul_(300.0)
@@ -34,7 +34,7 @@ def test_e3_and_permutation_equivariance(dtype):
 
 def test_training_and_bad_input():
     torch.manual_seed(0)
-    model = RadialField(hidden_dim=16, n_layers=2, edge_attr_dim=0)
+    model = RadialField(num_features=16, num_layers=2, edge_attr_dim=0)
     g = torch.Generator().manual_seed(2)
     pos, vel = torch.randn(8, 4, 3, generator=g), torch.randn(8, 4, 3, generator=g)
     target = pos + 0.7 * vel - 0.1 * (pos - pos.mean(1, keepdim=True))

@@ -1,4 +1,4 @@
-"""SEGNN and the shared steerable building blocks (src/equidyn/models/segnn.py, _steerable.py).
+"""SEGNN and the shared steerable building blocks (src/equidyn/models/segnn.py, steerable.py).
 
 Battery (tests/models/particle_checks.py): E(3) (rotations, reflections, translations) and
 permutation equivariance of the predicted positions in float64 and float32, a short training
@@ -21,14 +21,14 @@ from particle_checks import (
 
 from equidyn import o3
 from equidyn.models import SEGNN
-from equidyn.models._steerable import (
+from equidyn.models.segnn import balanced_irreps
+from equidyn.models.steerable import (
     IrrepsConcat,
     SteerableLayer,
     neighbour_index,
     node_inputs,
     off_diagonal,
 )
-from equidyn.models.segnn import balanced_irreps
 from equidyn.testing import assert_equivariant, equivariance_error
 
 
@@ -81,7 +81,7 @@ def test_balanced_irreps_weight_count():
 @pytest.mark.parametrize("lmax", [1, 2])
 def test_segnn_equivariance_float64(lmax):
     torch.manual_seed(0)
-    model = SEGNN(12, 2, 0, 1, lmax_hidden=lmax, lmax_attr=lmax)
+    model = SEGNN(12, 2, 0, 1, l_max=lmax, l_max_attr=lmax)
     errors = check_e3_and_permutations(model, torch.float64)
     assert max(errors.values()) < 1e-10
 
@@ -128,7 +128,7 @@ def test_segnn_bad_input():
     check_bad_inputs(model)
     with pytest.raises(ValueError, match="hidden_irreps must be sorted"):
         SEGNN(hidden_irreps="4x1o + 4x0e")
-    with pytest.raises(ValueError, match="n_layers"):
+    with pytest.raises(ValueError, match="num_layers"):
         SEGNN(8, 0)
 
 

@@ -12,7 +12,7 @@ from particle_checks import (
 )
 
 from equidyn.models import TFN
-from equidyn.models._steerable import PairEdgeEmbedding, neighbour_index
+from equidyn.models.steerable import PairEdgeEmbedding, neighbour_index
 from equidyn.models.tfn import default_hidden_irreps
 
 
@@ -40,7 +40,7 @@ def test_default_hidden_irreps():
 @pytest.mark.parametrize("lmax", [1, 2])
 def test_tfn_equivariance_float64(lmax):
     torch.manual_seed(0)
-    model = TFN(12, 2, 0, 1, lmax_hidden=lmax, lmax_sh=2)
+    model = TFN(12, 2, 0, 1, l_max=lmax, l_max_sh=2)
     errors = check_e3_and_permutations(model, torch.float64)
     assert max(errors.values()) < 1e-10
 
@@ -60,7 +60,7 @@ def test_tfn_bad_input():
     check_bad_inputs(TFN(8, 1, 0, 1))
     with pytest.raises(ValueError, match="hidden_irreps must be sorted"):
         TFN(hidden_irreps="4x1o")
-    with pytest.raises(ValueError, match="n_layers"):
+    with pytest.raises(ValueError, match="num_layers"):
         TFN(8, 0)
 
 

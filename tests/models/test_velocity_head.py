@@ -18,7 +18,7 @@ from equidyn.models import SEGNN, TFN, SE3Transformer
 MODELS = {
     "segnn": lambda flag: SEGNN(8, 1, 0, 1, predict_velocity=flag),
     "tfn": lambda flag: TFN(8, 1, 0, 1, predict_velocity=flag),
-    "se3_transformer": lambda flag: SE3Transformer(8, 1, 0, 1, n_heads=2, predict_velocity=flag),
+    "se3_transformer": lambda flag: SE3Transformer(8, 1, 0, 1, num_heads=2, predict_velocity=flag),
 }
 
 

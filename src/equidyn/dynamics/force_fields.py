@@ -29,31 +29,40 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
+from equidyn._deprecation import renamed_arguments
 from equidyn.graph.scatter import scatter_sum
-from equidyn.models.egnn import _mlp, check_particle_inputs
+from equidyn.models.particles import (
+    RENAMED_ARGUMENTS,
+    ParticleInputs,
+    ParticleModel,
+    check_sizes,
+    mlp,
+)
+from equidyn.models.registry import register_model
 
 __all__ = ["PairForceField"]
 
 
-class PairForceField(nn.Module):
+@register_model(kind="particle")
+class PairForceField(ParticleModel):
     """Sum of learned central pair forces (equations in the module docstring).
 
     ``forward(pos, vel, node_attr, edge_attr) -> acceleration`` (batch, n, 3), the interface
     of the dynamics models with accelerations instead of positions; use it as the field of
-    :class:`equidyn.dynamics.NeuralODE` with ``field_kind="acceleration"``. The last layer of
+    :class:`equidyn.dynamics.NeuralODE` (its ``output`` is ``"acceleration"``). The last layer of
     ``φ_θ`` starts at zero, so the initial field is zero (free flight ``x + v t``).
 
     Args:
-        hidden_dim: width of the MLP ``φ_θ``.
-        n_layers: hidden layers of ``φ_θ`` (SiLU activations).
+        num_features: width of the MLP ``φ_θ``.
+        num_layers: hidden layers of ``φ_θ`` (SiLU activations).
         node_attr_dim, edge_attr_dim: scalar attributes per particle and per pair.
         power: exponent ``p`` of the envelope ``ρ^{-p}`` (0 for none).
         softening: ``ε`` (> 0), keeps the field finite when two particles meet.
         saturation: initial ``s``; ``None`` for no saturation.
 
-    >>> field = PairForceField(hidden_dim=8, edge_attr_dim=1)
+    >>> field = PairForceField(num_features=8, edge_attr_dim=1)
     >>> pos, vel = torch.randn(2, 4, 3), torch.randn(2, 4, 3)
     >>> q = torch.tensor([1.0, -1, 1, -1]).expand(2, 4)
     >>> a = field(pos, vel, torch.zeros(2, 4, 0), (q[:, :, None] * q[:, None, :])[..., None])
@@ -61,10 +70,13 @@ class PairForceField(nn.Module):
     (torch.Size([2, 4, 3]), 0.0)
     """
 
+    output = "acceleration"
+
+    @renamed_arguments(**RENAMED_ARGUMENTS)
     def __init__(
         self,
-        hidden_dim: int = 32,
-        n_layers: int = 2,
+        num_features: int = 32,
+        num_layers: int = 2,
         node_attr_dim: int = 0,
         edge_attr_dim: int = 1,
         *,
@@ -72,22 +84,15 @@ class PairForceField(nn.Module):
         softening: float = 0.05,
         saturation: float | None = 150.0,
     ) -> None:
-        super().__init__()
-        if hidden_dim < 1 or n_layers < 1:
-            raise ValueError(f"need hidden_dim, n_layers >= 1, got {hidden_dim}, {n_layers}")
-        if node_attr_dim < 0 or edge_attr_dim < 0:
-            raise ValueError(
-                f"attribute dimensions must be >= 0, got node_attr_dim={node_attr_dim}, "
-                f"edge_attr_dim={edge_attr_dim}"
-            )
+        super().__init__(node_attr_dim, edge_attr_dim)
+        check_sizes(num_features=num_features, num_layers=num_layers)
         if softening <= 0:
             raise ValueError(f"softening must be positive, got {softening}")
         if saturation is not None and saturation <= 0:
             raise ValueError(f"saturation must be positive or None, got {saturation}")
-        self.node_attr_dim, self.edge_attr_dim = node_attr_dim, edge_attr_dim
         self.power, self.softening = float(power), float(softening)
-        dims = [edge_attr_dim + 2 * node_attr_dim + 2] + [hidden_dim] * n_layers + [1]
-        self.phi = _mlp(dims, act_last=False)
+        dims = [edge_attr_dim + 2 * node_attr_dim + 2] + [num_features] * num_layers + [1]
+        self.phi = mlp(dims, act_last=False)
         with torch.no_grad():
             self.phi[-1].weight.zero_()
             self.phi[-1].bias.zero_()
@@ -110,30 +115,22 @@ class PairForceField(nn.Module):
         feats = torch.cat([pair_attr, r[..., None], inv_rho[..., None]], dim=-1)
         return self.phi(feats)[..., 0] * inv_rho.pow(self.power)
 
-    def forward(
-        self,
-        pos: torch.Tensor,
-        vel: torch.Tensor,
-        node_attr: torch.Tensor,
-        edge_attr: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        check_particle_inputs(
-            pos, vel, node_attr, edge_attr, self.node_attr_dim, self.edge_attr_dim
-        )
+    def _predict(self, inputs: ParticleInputs, velocity: bool) -> tuple[Tensor, None]:
+        """Accelerations (batch, n, 3); the field ignores velocities."""
+        pos, _, node_attr, edge_attr = inputs
         n = pos.shape[1]
         i, j = torch.triu_indices(n, n, 1, device=pos.device)  # the unordered pairs
         diff = pos[:, i] - pos[:, j]  # [batch, pairs, 3]
         r = (diff * diff).sum(-1).clamp_min(1e-30).sqrt()  # [batch, pairs]
         parts = [node_attr[:, i] + node_attr[:, j], node_attr[:, i] * node_attr[:, j]]
-        if self.edge_attr_dim > 0:
-            assert edge_attr is not None
+        if edge_attr is not None:
             parts.insert(0, 0.5 * (edge_attr[:, i, j] + edge_attr[:, j, i]))
         pair_force = self.pair_magnitude(r, torch.cat(parts, dim=-1))[..., None] * diff
         # a_i += f_ij, a_j -= f_ij
         both = torch.cat([pair_force, -pair_force], dim=1)  # [batch, 2 pairs, 3]
         acc = scatter_sum(both, torch.cat([i, j]), n, dim=1)  # [batch, n, 3]
         if self.log_saturation is None:
-            return acc
+            return acc, None
         s = self.log_saturation.exp()
         norm = (acc * acc).sum(-1, keepdim=True).add(1e-24).sqrt()
-        return acc * (s * torch.tanh(norm / s) / norm)  # [batch, n, 3]
+        return acc * (s * torch.tanh(norm / s) / norm), None  # [batch, n, 3]

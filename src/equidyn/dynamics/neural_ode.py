@@ -14,7 +14,8 @@ permutation equivariant. The ODE is solved with ``torchdiffeq.odeint`` over
 ``[0, t_span]`` and gradients flow through the solver steps.
 
 With ``field_kind="acceleration"`` the field returns ``a_θ`` itself (e.g.
-:class:`equidyn.dynamics.PairForceField`, a sum of learned central pair forces).
+:class:`equidyn.dynamics.PairForceField`, a sum of learned central pair forces); by default
+the kind is the field's :attr:`~equidyn.models.particles.ParticleModel.output`.
 
 Default solver: fixed-step ``rk4`` (``step_size = t_span / 4``). Fourth order makes a few
 steps accurate for a smooth learned field, the cost per batch is fixed and known (4 field
@@ -31,10 +32,19 @@ overhead when a small field is integrated for hundreds of steps.
 from __future__ import annotations
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
+from equidyn._deprecation import renamed_arguments
 from equidyn.dynamics.integrators import INTEGRATORS
-from equidyn.models.egnn import EGNN, check_particle_inputs, finite_inputs_checked
+from equidyn.models.egnn import EGNN
+from equidyn.models.particles import (
+    RENAMED_ARGUMENTS,
+    ParticleInputs,
+    ParticleModel,
+    ParticleSystem,
+    finite_inputs_checked,
+)
+from equidyn.models.registry import register_model
 
 _TORCHDIFFEQ = ("rk4", "euler", "midpoint", "dopri5", "bosh3", "adaptive_heun")
 _FIXED = ("rk4", "euler", "midpoint")
@@ -66,33 +76,36 @@ class _Field(nn.Module):
         return out if self.kind == "acceleration" else out - x
 
 
-class NeuralODE(nn.Module):
+@register_model(kind="particle")
+class NeuralODE(ParticleModel):
     """``NeuralODE(pos, vel, node_attr, edge_attr) -> positions at t_span`` (equations above).
 
-    ``field`` is the network ``f_θ``; if ``None``, ``EGNN(hidden_dim, n_layers, node_attr_dim,
-    edge_attr_dim, velocity=False)`` is built: its update ``Σ_j (x_i − x_j) φ_x(m_ij)`` is a
-    sum of pair forces (small at initialisation, so training starts from ``x + v t``), and
-    the speed ``|v_i|`` still enters through the node features. (The velocity variant adds
-    ``φ_v(h_i) v_i``, a learned friction/anti-friction term that can blow up in the ODE.)
+    ``field`` is the network ``f_θ``; if ``None``, ``EGNN(num_features, num_layers,
+    node_attr_dim, edge_attr_dim, velocity=False)`` is built: its update
+    ``Σ_j (x_i − x_j) φ_x(m_ij)`` is a sum of pair forces (small at initialisation, so
+    training starts from ``x + v t``), and the speed ``|v_i|`` still enters through the node
+    features. (The velocity variant adds ``φ_v(h_i) v_i``, a learned friction/anti-friction
+    term that can blow up in the ODE.)
     :meth:`forward_state` returns the final ``(x, v)``; :meth:`trajectory` the states at
     several times. For the charged N-body task (frame 30 → 40) ``t_span = 1.0``
     (1000 steps of 0.001).
 
-    >>> ode = NeuralODE(hidden_dim=8, n_layers=1, edge_attr_dim=0, step_size=0.5)
+    >>> ode = NeuralODE(num_features=8, num_layers=1, edge_attr_dim=0, step_size=0.5)
     >>> x, v = torch.randn(2, 4, 3), torch.randn(2, 4, 3)
     >>> ode(x, v, torch.zeros(2, 4, 0)).shape
     torch.Size([2, 4, 3])
     """
 
+    @renamed_arguments(**RENAMED_ARGUMENTS)
     def __init__(
         self,
         field: nn.Module | None = None,
         *,
-        hidden_dim: int = 64,
-        n_layers: int = 2,
+        num_features: int = 64,
+        num_layers: int = 2,
         node_attr_dim: int = 0,
         edge_attr_dim: int = 1,
-        field_kind: str = "position",
+        field_kind: str | None = None,
         t_span: float = 1.0,
         method: str = "rk4",
         step_size: float | None = None,
@@ -101,10 +114,12 @@ class NeuralODE(nn.Module):
         compile: bool | str = False,
         compile_chunk: int = 10,
     ) -> None:
-        super().__init__()
+        super().__init__(node_attr_dim, edge_attr_dim)
         methods = sorted(_TORCHDIFFEQ + _LOOP)
         if method not in methods:
             raise ValueError(f"unsupported method {method!r}; expected one of {methods}")
+        if field_kind is None:
+            field_kind = field.output if isinstance(field, ParticleModel) else "position"
         if field_kind not in ("position", "acceleration"):
             raise ValueError(f"field_kind must be 'position' or 'acceleration', got {field_kind!r}")
         if t_span <= 0:
@@ -121,9 +136,8 @@ class NeuralODE(nn.Module):
         if field is None:
             if field_kind != "position":
                 raise ValueError("the default EGNN field predicts positions; pass a field")
-            field = EGNN(hidden_dim, n_layers, node_attr_dim, edge_attr_dim, velocity=False)
+            field = EGNN(num_features, num_layers, node_attr_dim, edge_attr_dim, velocity=False)
         self.field = _Field(field, field_kind)
-        self.node_attr_dim, self.edge_attr_dim = node_attr_dim, edge_attr_dim
         self.t_span, self.method = float(t_span), method
         self.step_size = t_span / 4 if step_size is None else float(step_size)
         self.rtol, self.atol = rtol, atol
@@ -138,11 +152,18 @@ class NeuralODE(nn.Module):
         edge_attr: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The learned field ``a_θ(x, v)`` (batch, n, 3)."""
-        check_particle_inputs(
-            pos, vel, node_attr, edge_attr, self.node_attr_dim, self.edge_attr_dim
-        )
+        pos, vel, node_attr, edge_attr = self.check_inputs(pos, vel, node_attr, edge_attr)
         out = self.field.net(pos, vel, node_attr, edge_attr)  # [batch, n, 3]
         return out if self.field.kind == "acceleration" else out - pos
+
+    @property
+    def predicts_velocity(self) -> bool:
+        return True
+
+    def inputs(self, system: ParticleSystem) -> tuple[Tensor, Tensor | None]:
+        """The inputs of the field (:meth:`ParticleModel.inputs` if it is not a particle model)."""
+        net = self.field.net
+        return net.inputs(system) if isinstance(net, ParticleModel) else super().inputs(system)
 
     def __getstate__(self) -> dict[str, object]:
         state = self.__dict__.copy()
@@ -193,13 +214,15 @@ class NeuralODE(nn.Module):
         times: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """States at increasing ``times`` (from 0): two (len(times), batch, n, 3) tensors."""
-        check_particle_inputs(
-            pos, vel, node_attr, edge_attr, self.node_attr_dim, self.edge_attr_dim
-        )
+        inputs = self.check_inputs(pos, vel, node_attr, edge_attr)
         if times.dim() != 1 or times.numel() < 2:
             raise ValueError(f"times must be 1-D with at least 2 entries, got {tuple(times.shape)}")
         if bool((times[1:] <= times[:-1]).any()):
             raise ValueError(f"times must be strictly increasing, got {times.tolist()}")
+        return self._solve(inputs, times)
+
+    def _solve(self, inputs: ParticleInputs, times: Tensor) -> tuple[Tensor, Tensor]:
+        pos, vel, node_attr, edge_attr = inputs
         self.field.node_attr, self.field.edge_attr = node_attr, edge_attr
         try:
             # the inputs were checked above; the states of the steps are the solver's own
@@ -223,23 +246,8 @@ class NeuralODE(nn.Module):
             self.field.node_attr = self.field.edge_attr = None
         return xs, vs  # [len(times), batch, n, 3] each
 
-    def forward_state(
-        self,
-        pos: torch.Tensor,
-        vel: torch.Tensor,
-        node_attr: torch.Tensor,
-        edge_attr: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _predict(self, inputs: ParticleInputs, velocity: bool) -> tuple[Tensor, Tensor]:
         """``(x, v)`` at ``t_span``, each (batch, n, 3)."""
-        times = torch.tensor([0.0, self.t_span], dtype=pos.dtype, device=pos.device)
-        xs, vs = self.trajectory(pos, vel, node_attr, edge_attr, times)
+        times = torch.tensor([0.0, self.t_span], dtype=inputs.pos.dtype, device=inputs.pos.device)
+        xs, vs = self._solve(inputs, times)
         return xs[-1], vs[-1]
-
-    def forward(
-        self,
-        pos: torch.Tensor,
-        vel: torch.Tensor,
-        node_attr: torch.Tensor,
-        edge_attr: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        return self.forward_state(pos, vel, node_attr, edge_attr)[0]  # [batch, n, 3]

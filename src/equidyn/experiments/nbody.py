@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from equidyn._io import atomic_write_text, load_checkpoint
 from equidyn.dynamics.data import DRAWS, ChargedNBodyDataset, load_charged_nbody
@@ -39,7 +38,7 @@ from equidyn.dynamics.neural_ode import NeuralODE
 from equidyn.experiments.nbody_models import DEFAULT_SIZES, MODELS, _predict, build_model
 from equidyn.experiments.nbody_task import equivariance_mse, rollout, train
 from equidyn.experiments.published import NBODY_TEST_MSE
-from equidyn.models.egnn import EGNN
+from equidyn.models.particles import ParticleModel
 
 __all__ = ["main"]
 
@@ -50,7 +49,7 @@ RESUMABLE = ("fresh", "no_plot", "out", "threads", "epochs", "eval_every", "no_c
 
 
 def _plot(
-    model: nn.Module, kind: str, data: dict[str, torch.Tensor], path: Path, n_systems: int = 3
+    model: ParticleModel, data: dict[str, torch.Tensor], path: Path, n_systems: int = 3
 ) -> None:
     import matplotlib
 
@@ -60,7 +59,7 @@ def _plot(
     pos, vel = data["pos"][:n_systems].float(), data["vel"][:n_systems].float()
     q = data["charges"][:n_systems].float()[..., None]
     with torch.no_grad():
-        pred = _predict(model, kind, pos[:, 30], vel[:, 30], q)
+        pred = _predict(model, pos[:, 30], vel[:, 30], q)
     fig, axes = plt.subplots(1, n_systems, figsize=(4 * n_systems, 4))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for b, ax in enumerate(axes):
@@ -174,14 +173,12 @@ def _init_weights(ckpt: dict[str, Any]) -> dict[str, Any]:
     return ckpt["best_model"] if ckpt.get("best_model") is not None else ckpt["model"]
 
 
-def _model(args: argparse.Namespace) -> tuple[nn.Module, str]:
-    """The model of ``args`` (seeded by ``--seed``) and its kind of input features."""
+def _model(args: argparse.Namespace) -> ParticleModel:
+    """The model of ``args``, seeded by ``--seed`` (rollouts: with a velocity head)."""
     torch.manual_seed(args.seed)  # the initial weights
-    model, kind = build_model(args.model, args.hidden, args.layers)
-    if args.task == "rollout" and args.model == "egnn_vel":
-        model = EGNN(args.hidden, args.layers, 0, 2, velocity=True, predict_velocity=True)
-    elif args.task == "rollout" and args.model in STEERABLE:
-        model = type(model)(args.hidden, args.layers, 0, 1, predict_velocity=True)
+    heads = args.task == "rollout" and args.model != "neural_ode"  # the ODE has (x, v)
+    options = {"predict_velocity": True} if heads else {}
+    model = build_model(args.model, args.hidden, args.layers, **options)
     if isinstance(model, NeuralODE) and args.ode_steps is not None:
         model.step_size = model.t_span / args.ode_steps
     if args.softening is not None:
@@ -198,10 +195,10 @@ def _model(args: argparse.Namespace) -> tuple[nn.Module, str]:
     if args.init_from is not None:
         model.load_state_dict(_init_weights(load_checkpoint(Path(args.init_from))))
         print(f"initial weights: the best model of {args.init_from}", flush=True)
-    return model, kind
+    return model
 
 
-def _rollout(args: argparse.Namespace, model: nn.Module, kind: str) -> dict[str, list[float]]:
+def _rollout(args: argparse.Namespace, model: ParticleModel) -> dict[str, list[float]]:
     # long trajectories exist only in equidyn's own draw (the EGNN repository's data set
     # has none): with --draw egnn the rollouts come from equidyn's rollout split
     data = load_charged_nbody("rollout", seed=args.data_seed, cache=args.cache)
@@ -213,14 +210,14 @@ def _rollout(args: argparse.Namespace, model: nn.Module, kind: str) -> dict[str,
         )
     if args.quick:
         data = {k: v[:20] for k, v in data.items()}
-    return rollout(model, kind, data)
+    return rollout(model, data)
 
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     torch.set_num_threads(args.threads)
     _check_args(args)
-    model, kind = _model(args)
+    model = _model(args)
     if args.unroll > 1 and args.task != "rollout":
         raise ValueError(f"--unroll {args.unroll} needs --task rollout")
     data_kw: dict[str, Any] = {"seed": args.data_seed, "cache": args.cache, "draw": args.draw}
@@ -238,7 +235,7 @@ def main(argv: list[str]) -> int:
         flush=True,
     )
     state = train(
-        model, kind, train_ds, valid_ds, test_ds, epochs=args.epochs, out=out, seed=args.seed,
+        model, train_ds, valid_ds, test_ds, epochs=args.epochs, out=out, seed=args.seed,
         augment=args.augment, state_loss=args.task == "rollout", eval_every=args.eval_every,
         lr=args.lr, schedule=args.schedule, clip_grad=args.clip_grad, unroll=args.unroll,
         trim=args.trim, resume=not args.fresh, config=config,
@@ -254,14 +251,14 @@ def main(argv: list[str]) -> int:
         "seconds_per_epoch": state["train_seconds"] / max(1, state["epoch"]),
         "published_test_mse": NBODY_TEST_MSE.get(args.model),
         "augment": args.augment,
-        "equivariance_mse": equivariance_mse(model, kind, test_ds, seed=args.seed),
+        "equivariance_mse": equivariance_mse(model, test_ds, seed=args.seed),
     }
     if args.task == "rollout":
         result["rollout_draw"] = "equidyn"
-        result["rollout"] = _rollout(args, model, kind)
+        result["rollout"] = _rollout(args, model)
     atomic_write_text(json.dumps(result, indent=2), out / "result.json")
     if not args.no_plot:
-        _plot(model, kind, load_charged_nbody("test", **data_kw), out / "trajectories.png")
+        _plot(model, load_charged_nbody("test", **data_kw), out / "trajectories.png")
     print(
         f"{args.model}: test MSE {result['test_mse']:.5f} at epoch {result['best_epoch']} "
         f"(valid {result['valid_mse']:.5f}); published {result['published_test_mse']}; "

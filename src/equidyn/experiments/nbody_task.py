@@ -24,6 +24,7 @@ from equidyn._io import load_checkpoint
 from equidyn.dynamics.data import ChargedNBodyDataset
 from equidyn.dynamics.systems import ChargedNBody
 from equidyn.experiments.nbody_models import _predict, _predict_state
+from equidyn.models.particles import ParticleModel
 from equidyn.o3.rotations import rand_matrix
 from equidyn.train.config import TrainingConfig
 from equidyn.train.task import EpochStats
@@ -33,20 +34,20 @@ __all__ = ["NBodyTask", "equivariance_mse", "evaluate", "rollout", "train"]
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, kind: str, ds: ChargedNBodyDataset, batch_size: int = 500) -> float:
+def evaluate(model: ParticleModel, ds: ChargedNBodyDataset, batch_size: int = 500) -> float:
     """MSE over all predicted coordinates of ``ds``."""
     model.eval()
     total = 0.0
     for s in range(0, len(ds), batch_size):
         sl = slice(s, s + batch_size)
-        pred = _predict(model, kind, ds.pos[sl], ds.vel[sl], ds.charges[sl])
+        pred = _predict(model, ds.pos[sl], ds.vel[sl], ds.charges[sl])
         total += float(((pred - ds.target_pos[sl]) ** 2).sum())
     return total / ds.target_pos.numel()
 
 
 @torch.no_grad()
 def equivariance_mse(
-    model: nn.Module, kind: str, ds: ChargedNBodyDataset, seed: int = 0, n_max: int = 1000
+    model: ParticleModel, ds: ChargedNBodyDataset, seed: int = 0, n_max: int = 1000
 ) -> float:
     """Mean ``|f(R x + t, R v) − (R f(x, v) + t)|²`` over test inputs, random R ∈ O(3), t.
 
@@ -61,8 +62,8 @@ def equivariance_mse(
     flip = torch.where(torch.rand(n, generator=g) < 0.5, -1.0, 1.0).to(pos.dtype)
     R = R * flip[:, None, None]  # [n, 3, 3], half of them improper
     t = torch.randn(n, 1, 3, generator=g, dtype=pos.dtype)
-    out = _predict(model, kind, pos, vel, q)
-    out_g = _predict(model, kind, pos @ R.transpose(1, 2) + t, vel @ R.transpose(1, 2), q)
+    out = _predict(model, pos, vel, q)
+    out_g = _predict(model, pos @ R.transpose(1, 2) + t, vel @ R.transpose(1, 2), q)
     return float(((out_g - (out @ R.transpose(1, 2) + t)) ** 2).mean())
 
 
@@ -73,7 +74,7 @@ def _energy(pos: torch.Tensor, vel: torch.Tensor, charges: torch.Tensor) -> torc
 
 @torch.no_grad()
 def rollout(
-    model: nn.Module, kind: str, data: dict[str, torch.Tensor], n_chain: int = 10, gap: int = 10
+    model: ParticleModel, data: dict[str, torch.Tensor], n_chain: int = 10, gap: int = 10
 ) -> dict[str, list[float]]:
     """Chain ``n_chain`` predictions of ``gap`` frames from frame 0 of long trajectories.
 
@@ -89,7 +90,7 @@ def rollout(
     e0 = _energy(x, v, q)
     out: dict[str, list[float]] = {"mse": [], "energy_drift": [], "true_energy_drift": []}
     for k in range(1, n_chain + 1):
-        x, v = _predict_state(model, kind, x, v, q)
+        x, v = _predict_state(model, x, v, q)
         out["mse"].append(float(((x - pos_all[:, k * gap]) ** 2).mean()))
         out["energy_drift"].append(float((_energy(x, v, q) - e0).abs().mean()))
         true_e = _energy(pos_all[:, k * gap], vel_all[:, k * gap], q)
@@ -97,11 +98,17 @@ def rollout(
     return out
 
 
+def _particle_model(model: nn.Module) -> ParticleModel:
+    """``model`` as a :class:`ParticleModel` (the trainer passes any ``nn.Module``)."""
+    if not isinstance(model, ParticleModel):
+        raise TypeError(f"the N-body task trains a ParticleModel, got {type(model).__name__}")
+    return model
+
+
 class NBodyTask:
     """The EGNN protocol's training problem (see the module docstring and :func:`train`).
 
     Args:
-        kind: the model's kind of input features (see :data:`~.nbody_models.MODELS`).
         train_ds, valid_ds, test_ds: the splits; ``"val"`` is ``valid_ds``.
         batch_size: trajectories per optimiser step.
         augment: rotate each training trajectory (input and targets, about the origin) by a
@@ -115,7 +122,6 @@ class NBodyTask:
 
     def __init__(
         self,
-        kind: str,
         train_ds: ChargedNBodyDataset,
         valid_ds: ChargedNBodyDataset,
         test_ds: ChargedNBodyDataset,
@@ -129,7 +135,7 @@ class NBodyTask:
     ) -> None:
         if not 0 < trim <= 1:
             raise ValueError(f"trim must be in (0, 1], got {trim}")
-        self.kind, self.batch_size = kind, batch_size
+        self.batch_size = batch_size
         self.splits = {"train": train_ds, "val": valid_ds, "test": test_ds}
         self.augment, self.state_loss, self.unroll, self.trim = augment, state_loss, unroll, trim
         self.config = dict(config or {})
@@ -154,7 +160,7 @@ class NBodyTask:
     ) -> tuple[torch.Tensor, float]:
         """The (trimmed) mean over trajectories of the squared errors; weight: the batch size."""
         idx, R = batch
-        ds, kind = self.splits["train"], self.kind
+        ds, model = self.splits["train"], _particle_model(model)
         pos, vel, q = ds.pos[idx], ds.vel[idx], ds.charges[idx]
         target, target_vel = ds.target_pos[idx], ds.target_vel[idx]
         future, future_vel = ds.future_pos[idx], ds.future_vel[idx]
@@ -165,12 +171,12 @@ class NBodyTask:
             err = pos.new_zeros(len(idx))
             x, v = pos, vel
             for k in range(self.unroll):  # K chained predictions, [batch, n, 3] each
-                x, v = _predict_state(model, kind, x, v, q)
+                x, v = _predict_state(model, x, v, q)
                 err = err + ((x - future[:, k]) ** 2).mean((1, 2))
                 err = err + ((v - future_vel[:, k]) ** 2).mean((1, 2))
             err = err / self.unroll
         else:
-            err = ((_predict(model, kind, pos, vel, q) - target) ** 2).mean((1, 2))
+            err = ((_predict(model, pos, vel, q) - target) ** 2).mean((1, 2))
         if self.trim < 1:  # the trimmed mean: drop the worst trajectories of the batch
             err = err.sort().values[: max(1, int(self.trim * len(err)))]
         return err.mean(), float(len(idx))
@@ -178,7 +184,7 @@ class NBodyTask:
     def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
         if split not in ("val", "test"):
             raise ValueError(f"unknown split {split!r}; expected 'val' or 'test'")
-        return {"mse": evaluate(model, self.kind, self.splits[split])}
+        return {"mse": evaluate(_particle_model(model), self.splits[split])}
 
     def log_row(self, stats: EpochStats) -> dict[str, Any]:
         return {
@@ -218,8 +224,7 @@ def check_resumable(ckpt: dict[str, Any], config: dict[str, Any], path: Path) ->
 
 
 def train(
-    model: nn.Module,
-    kind: str,
+    model: ParticleModel,
     train_ds: ChargedNBodyDataset,
     valid_ds: ChargedNBodyDataset,
     test_ds: ChargedNBodyDataset,
@@ -266,7 +271,7 @@ def train(
     if schedule not in ("constant", "cosine"):
         raise ValueError(f"schedule must be 'constant' or 'cosine', got {schedule!r}")
     task = NBodyTask(
-        kind, train_ds, valid_ds, test_ds, batch_size=batch_size, augment=augment,
+        train_ds, valid_ds, test_ds, batch_size=batch_size, augment=augment,
         state_loss=state_loss, unroll=unroll, trim=trim, config=config,
     )  # fmt: skip
     settings = TrainingConfig(

@@ -1,15 +1,16 @@
 """Complete architectures, one file each.
 
 Interatomic potentials (``NequIP``, ``MACE``) take an :class:`equidyn.graph.AtomicGraph` through
-:class:`Potential`, which adds forces and stress by autograd. Dynamics models (``EGNN``,
-``SEGNN``, ``TFN``, ``SE3Transformer``, ``GNN``, ``RadialField``, ``LinearDynamics``) share the
-call ``model(pos, vel, node_attr, edge_attr) -> positions`` on a dense particle graph.
+:class:`Potential`, which adds forces and stress by autograd. Particle models (``EGNN``,
+``SEGNN``, ``TFN``, ``SE3Transformer``, ``GNN``, ``RadialField``, ``LinearDynamics``) are
+:class:`ParticleModel` s: ``model(pos, vel, node_attr, edge_attr) -> positions`` on a dense
+particle graph, or ``model.predict(ParticleSystem(pos, vel, charges))``.
 Their shared layers are in :mod:`equidyn.models.blocks`; every model is registered by name
 (:mod:`equidyn.models.registry`), which is how the trainer, model files and the CLI build them.
 
 >>> import torch
 >>> from equidyn.models import EGNN
->>> model = EGNN(hidden_dim=16, n_layers=2, node_attr_dim=0, edge_attr_dim=1)
+>>> model = EGNN(num_features=16, num_layers=2, node_attr_dim=0, edge_attr_dim=1)
 >>> pos, vel = torch.randn(2, 5, 3), torch.randn(2, 5, 3)
 >>> model(pos, vel, torch.zeros(2, 5, 0), torch.randn(2, 5, 5, 1)).shape
 torch.Size([2, 5, 3])
@@ -21,6 +22,7 @@ from equidyn.models.gnn import GNN
 from equidyn.models.linear_dynamics import LinearDynamics
 from equidyn.models.mace import MACE
 from equidyn.models.nequip import NequIP
+from equidyn.models.particles import ParticleModel, ParticleSystem
 from equidyn.models.potential import Potential, load_model, save_model
 from equidyn.models.radial_field import RadialField
 from equidyn.models.registry import (
@@ -42,6 +44,8 @@ __all__ = [
     "LinearDynamics",
     "MACE",
     "NequIP",
+    "ParticleModel",
+    "ParticleSystem",
     "Potential",
     "RadialField",
     "RadialWeightedConvolution",

@@ -13,66 +13,63 @@ graph of ``n`` particles:
 
 (``c_i`` node attributes, ``a_ij`` edge attributes). The sum over neighbours makes it
 permutation equivariant; it is *not* equivariant to rotations, reflections or translations.
-Same interface as :class:`equidyn.models.EGNN`.
+Same interface as :class:`equidyn.models.EGNN`
+(:class:`~equidyn.models.particles.ParticleModel`); its raw inputs (:meth:`GNN.inputs`) are
+the charges per particle (``node_attr_dim=1``) and ``q_i q_j`` per pair.
 """
 
 from __future__ import annotations
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from equidyn.models.egnn import _mlp, check_particle_inputs
+from equidyn._deprecation import renamed_arguments
+from equidyn.models.particles import (
+    RENAMED_ARGUMENTS,
+    ParticleInputs,
+    ParticleModel,
+    check_sizes,
+    mlp,
+    pair_features,
+)
+from equidyn.models.registry import register_model
 
 __all__ = ["GNN"]
 
 
-class GNN(nn.Module):
+@register_model(kind="particle")
+class GNN(ParticleModel):
     """Non-equivariant message passing: ``GNN(pos, vel, node_attr, edge_attr) -> positions``.
 
-    >>> model = GNN(hidden_dim=16, n_layers=2, node_attr_dim=1, edge_attr_dim=1)
+    >>> model = GNN(num_features=16, num_layers=2, node_attr_dim=1, edge_attr_dim=1)
     >>> q = torch.ones(2, 5, 1)
     >>> model(torch.randn(2, 5, 3), torch.randn(2, 5, 3), q, q[:, :, None] * q[:, None, :]).shape
     torch.Size([2, 5, 3])
     """
 
+    @renamed_arguments(**RENAMED_ARGUMENTS)
     def __init__(
         self,
-        hidden_dim: int = 64,
-        n_layers: int = 4,
+        num_features: int = 64,
+        num_layers: int = 4,
         node_attr_dim: int = 0,
         edge_attr_dim: int = 1,
     ) -> None:
-        super().__init__()
-        if hidden_dim < 1 or n_layers < 1:
-            raise ValueError(f"need hidden_dim, n_layers >= 1, got {hidden_dim}, {n_layers}")
-        self.node_attr_dim, self.edge_attr_dim = node_attr_dim, edge_attr_dim
-        self.embed = _mlp([6 + node_attr_dim, hidden_dim, hidden_dim], False)
+        super().__init__(node_attr_dim, edge_attr_dim)
+        check_sizes(num_features=num_features, num_layers=num_layers)
+        width = num_features
+        self.embed = mlp([6 + node_attr_dim, width, width], False)
         self.phi_e = nn.ModuleList(
-            _mlp([2 * hidden_dim + edge_attr_dim, hidden_dim, hidden_dim], True)
-            for _ in range(n_layers)
+            mlp([2 * width + edge_attr_dim, width, width], True) for _ in range(num_layers)
         )
-        self.phi_h = nn.ModuleList(
-            _mlp([2 * hidden_dim, hidden_dim, hidden_dim], False) for _ in range(n_layers)
-        )
-        self.decode = _mlp([hidden_dim, hidden_dim, 3], False)
+        self.phi_h = nn.ModuleList(mlp([2 * width, width, width], False) for _ in range(num_layers))
+        self.decode = mlp([width, width, 3], False)
 
-    def forward(
-        self,
-        pos: torch.Tensor,
-        vel: torch.Tensor,
-        node_attr: torch.Tensor,
-        edge_attr: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        check_particle_inputs(
-            pos, vel, node_attr, edge_attr, self.node_attr_dim, self.edge_attr_dim
-        )
-        n = pos.shape[1]
-        mask = 1.0 - torch.eye(n, dtype=pos.dtype, device=pos.device)  # [n, n]
+    def _predict(self, inputs: ParticleInputs, velocity: bool) -> tuple[Tensor, None]:
+        pos, vel, node_attr, _ = inputs
+        index, pair_attr = inputs.pairs()  # [n, n - 1], [batch, n, n - 1, edge_attr_dim] or None
         h = self.embed(torch.cat([pos, vel, node_attr], dim=-1))  # [batch, n, hidden]
         for phi_e, phi_h in zip(self.phi_e, self.phi_h):
-            parts = [h[:, :, None, :].expand(-1, -1, n, -1), h[:, None, :, :].expand(-1, n, -1, -1)]
-            if self.edge_attr_dim > 0 and edge_attr is not None:
-                parts.append(edge_attr)
-            m = phi_e(torch.cat(parts, dim=-1)) * mask[..., None]  # [batch, n, n, hidden]
+            m = phi_e(pair_features(h, index, pair_attr))  # [batch, n, n - 1, hidden]
             h = h + phi_h(torch.cat([h, m.sum(2)], dim=-1))
-        return pos + self.decode(h)  # [batch, n, 3]
+        return pos + self.decode(h), None  # [batch, n, 3]

@@ -9,14 +9,16 @@ node and edge attributes (they are still checked, so that it is a drop-in for th
 from __future__ import annotations
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from equidyn.models.egnn import check_particle_inputs
+from equidyn.models.particles import ParticleInputs, ParticleModel
+from equidyn.models.registry import register_model
 
 __all__ = ["LinearDynamics"]
 
 
-class LinearDynamics(nn.Module):
+@register_model(kind="particle")
+class LinearDynamics(ParticleModel):
     """``LinearDynamics(pos, vel, node_attr, edge_attr) = pos + t · vel`` with learned ``t``.
 
     ``t`` starts at ``t_init`` (1.0: the 1000 steps of 0.001 between frames 30 and 40).
@@ -28,18 +30,8 @@ class LinearDynamics(nn.Module):
     """
 
     def __init__(self, node_attr_dim: int = 0, edge_attr_dim: int = 1, t_init: float = 1.0) -> None:
-        super().__init__()
-        self.node_attr_dim, self.edge_attr_dim = node_attr_dim, edge_attr_dim
+        super().__init__(node_attr_dim, edge_attr_dim)
         self.t = nn.Parameter(torch.tensor(float(t_init)))
 
-    def forward(
-        self,
-        pos: torch.Tensor,
-        vel: torch.Tensor,
-        node_attr: torch.Tensor,
-        edge_attr: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        check_particle_inputs(
-            pos, vel, node_attr, edge_attr, self.node_attr_dim, self.edge_attr_dim
-        )
-        return pos + self.t.to(pos.dtype) * vel  # [batch, n, 3]
+    def _predict(self, inputs: ParticleInputs, velocity: bool) -> tuple[Tensor, None]:
+        return inputs.pos + self.t.to(inputs.pos.dtype) * inputs.vel, None  # [batch, n, 3]

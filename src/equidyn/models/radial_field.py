@@ -17,68 +17,64 @@ Same interface as :class:`equidyn.models.EGNN`.
 from __future__ import annotations
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from equidyn.models.egnn import _mlp, check_particle_inputs
+from equidyn._deprecation import renamed_arguments
+from equidyn.models.particles import (
+    RENAMED_ARGUMENTS,
+    ParticleInputs,
+    ParticleModel,
+    check_sizes,
+    mlp,
+    relative_positions,
+)
+from equidyn.models.registry import register_model
 
 __all__ = ["RadialField"]
 
 
-class RadialField(nn.Module):
+@register_model(kind="particle")
+class RadialField(ParticleModel):
     """``RadialField(pos, vel, node_attr, edge_attr) -> positions`` (equations above).
 
-    >>> model = RadialField(hidden_dim=16, n_layers=2, edge_attr_dim=1)
+    >>> model = RadialField(num_features=16, num_layers=2, edge_attr_dim=1)
     >>> q = torch.ones(2, 5, 1)
     >>> model(torch.randn(2, 5, 3), torch.randn(2, 5, 3), torch.zeros(2, 5, 0),
     ...       q[:, :, None] * q[:, None, :]).shape
     torch.Size([2, 5, 3])
     """
 
+    @renamed_arguments(**RENAMED_ARGUMENTS)
     def __init__(
         self,
-        hidden_dim: int = 64,
-        n_layers: int = 4,
+        num_features: int = 64,
+        num_layers: int = 4,
         node_attr_dim: int = 0,
         edge_attr_dim: int = 1,
     ) -> None:
-        super().__init__()
-        if hidden_dim < 1 or n_layers < 1:
-            raise ValueError(f"need hidden_dim, n_layers >= 1, got {hidden_dim}, {n_layers}")
-        self.node_attr_dim, self.edge_attr_dim = node_attr_dim, edge_attr_dim
+        super().__init__(node_attr_dim, edge_attr_dim)
+        check_sizes(num_features=num_features, num_layers=num_layers)
+        width = num_features
         self.phi = nn.ModuleList(
-            _mlp([1 + edge_attr_dim, hidden_dim, hidden_dim, 1], False) for _ in range(n_layers)
+            mlp([1 + edge_attr_dim, width, width, 1], False) for _ in range(num_layers)
         )
         self.psi = nn.ModuleList(
-            _mlp([1 + node_attr_dim, hidden_dim, 1], False) for _ in range(n_layers)
+            mlp([1 + node_attr_dim, width, 1], False) for _ in range(num_layers)
         )
         with torch.no_grad():
-            for mlp in self.phi:
-                mlp[-1].weight.mul_(1e-3)
-                mlp[-1].bias.zero_()
+            for net in self.phi:
+                net[-1].weight.mul_(1e-3)
+                net[-1].bias.zero_()
 
-    def forward(
-        self,
-        pos: torch.Tensor,
-        vel: torch.Tensor,
-        node_attr: torch.Tensor,
-        edge_attr: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        check_particle_inputs(
-            pos, vel, node_attr, edge_attr, self.node_attr_dim, self.edge_attr_dim
-        )
-        n = pos.shape[1]
-        mask = 1.0 - torch.eye(n, dtype=pos.dtype, device=pos.device)  # [n, n]
+    def _predict(self, inputs: ParticleInputs, velocity: bool) -> tuple[Tensor, None]:
+        pos, vel, node_attr, _ = inputs
+        index, pair_attr = inputs.pairs()  # [n, n - 1], [batch, n, n - 1, edge_attr_dim] or None
         speed = torch.cat([vel.norm(dim=-1, keepdim=True), node_attr], dim=-1)  # [batch, n, 1+c]
         x = pos
         for phi, psi in zip(self.phi, self.psi):
-            diff = x[:, :, None, :] - x[:, None, :, :]  # [batch, n, n, 3]
-            # sqrt(r² + 1e-12): a smooth distance, also on the (masked) diagonal
-            dist = ((diff * diff).sum(-1, keepdim=True) + 1e-12).sqrt()
-            feats = (
-                dist
-                if self.edge_attr_dim == 0 or edge_attr is None
-                else torch.cat([dist, edge_attr], dim=-1)
-            )
-            w = phi(feats)[..., 0] * mask  # [batch, n, n]
-            x = x + psi(speed) * vel + (w[..., None] * diff).sum(2) / (n - 1)
-        return x  # [batch, n, 3]
+            rel = relative_positions(x, index)  # [batch, n, n - 1, 3]
+            # sqrt(r² + 1e-12): a smooth distance, also for particles on top of each other
+            dist = ((rel * rel).sum(-1, keepdim=True) + 1e-12).sqrt()
+            feats = dist if pair_attr is None else torch.cat([dist, pair_attr], dim=-1)
+            x = x + psi(speed) * vel + (phi(feats) * rel).sum(2) / rel.shape[2]
+        return x, None  # [batch, n, 3]

@@ -1,6 +1,6 @@
 r"""SE(3)-Transformer (Fuchs et al. 2020): equivariant self-attention for particle dynamics.
 
-Node features :math:`h_i` are steerable (``hidden_irreps``), split into ``n_heads`` heads
+Node features :math:`h_i` are steerable (``hidden_irreps``), split into ``num_heads`` heads
 along the channels of every irrep block. With :math:`r_{ij} = x_i - x_j`, spherical harmonics
 :math:`Y` and radial features :math:`\rho_{ij} = G(|r_{ij}|) \oplus e_{ij}` (Gaussians and the
 scalar edge attributes, e.g. ``q_i q_j``), layer ``l`` computes
@@ -35,12 +35,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from equidyn.models._steerable import (
+from equidyn._deprecation import renamed_arguments
+from equidyn.models.blocks import RadialWeightedConvolution
+from equidyn.models.registry import register_model
+from equidyn.models.steerable import (
+    STEERABLE_RENAMED_ARGUMENTS,
     PointDynamicsTrunk,
-    check_model_sizes,
     resolve_hidden_irreps,
 )
-from equidyn.models.blocks import RadialWeightedConvolution
 from equidyn.models.tfn import default_hidden_irreps
 from equidyn.nn import NormActivation
 from equidyn.o3 import Irreps, Linear
@@ -48,43 +50,45 @@ from equidyn.o3 import Irreps, Linear
 __all__ = ["SE3Transformer", "SE3TransformerLayer", "head_matrix"]
 
 
-def head_matrix(irreps: Irreps | str, n_heads: int) -> Tensor:
-    """``(irreps.dim, n_heads)`` float64 0/1 matrix: component → head. Channel ``u`` of a block of
-    multiplicity ``U`` belongs to head ``u * n_heads // U`` (all components of an irrep copy
+@renamed_arguments(n_heads="num_heads")
+def head_matrix(irreps: Irreps | str, num_heads: int) -> Tensor:
+    """``(irreps.dim, num_heads)`` float64 0/1 matrix: component → head. Channel ``u`` of a block of
+    multiplicity ``U`` belongs to head ``u * num_heads // U`` (all components of an irrep copy
     go to the same head, so per-head sums of ``q * k`` are invariant).
 
     >>> head_matrix("2x0e + 2x1o", 2).argmax(1).tolist()
     [0, 1, 0, 0, 0, 1, 1, 1]
     """
     irreps = Irreps(irreps)
-    if n_heads < 1:
-        raise ValueError(f"n_heads must be >= 1, got {n_heads}")
-    heads = [u * n_heads // mul for mul, ir in irreps for u in range(mul) for _ in range(ir.dim)]
-    return torch.nn.functional.one_hot(torch.tensor(heads), n_heads).to(torch.float64)
+    if num_heads < 1:
+        raise ValueError(f"num_heads must be >= 1, got {num_heads}")
+    heads = [u * num_heads // mul for mul, ir in irreps for u in range(mul) for _ in range(ir.dim)]
+    return torch.nn.functional.one_hot(torch.tensor(heads), num_heads).to(torch.float64)
 
 
 class SE3TransformerLayer(nn.Module):
     """One equivariant attention layer (equations in the module docstring).
 
-    >>> from equidyn.models._steerable import neighbour_index
-    >>> layer = SE3TransformerLayer("4x0e + 2x1o", "1x0e + 1x1o + 1x2e", radial_dim=5, n_heads=2)
+    >>> from equidyn.models.steerable import neighbour_index
+    >>> layer = SE3TransformerLayer("4x0e + 2x1o", "1x0e + 1x1o + 1x2e", radial_dim=5, num_heads=2)
     >>> h, y, rad = torch.randn(2, 3, 10), torch.randn(2, 3, 2, 9), torch.randn(2, 3, 2, 5)
     >>> layer(h, y, rad, neighbour_index(3)).shape
     torch.Size([2, 3, 10])
     """
 
+    @renamed_arguments(n_heads="num_heads")
     def __init__(
         self,
         hidden_irreps: Irreps | str,
         irreps_sh: Irreps | str,
         radial_dim: int,
         *,
-        n_heads: int = 4,
+        num_heads: int = 4,
         radial_hidden: int = 32,
     ) -> None:
         super().__init__()
         hidden = Irreps(hidden_irreps)
-        self.n_heads = n_heads
+        self.num_heads = num_heads
         keep = [ir for _, ir in hidden]
         self.conv = RadialWeightedConvolution(
             hidden, irreps_sh, keep, [radial_dim, radial_hidden, radial_hidden], num_filters=2
@@ -95,7 +99,7 @@ class SE3TransformerLayer(nn.Module):
         self.lin_o = Linear(hidden, hidden)
         self.lin_s = Linear(hidden, hidden, biases=True)
         self.act = NormActivation(hidden, torch.sigmoid, normalize=False, bias=True)
-        heads = head_matrix(hidden, n_heads).to(torch.get_default_dtype())  # [hidden.dim, H]
+        heads = head_matrix(hidden, num_heads).to(torch.get_default_dtype())  # [hidden.dim, H]
         scale = heads.sum(0).clamp(min=1.0).rsqrt()  # 1 / sqrt(d_h)
         self.register_buffer("heads", heads, persistent=False)
         self.register_buffer("scaled_heads", heads * scale, persistent=False)
@@ -118,37 +122,40 @@ class SE3TransformerLayer(nn.Module):
         return h + self.act(self.lin_o(agg) + self.lin_s(h))  # [batch, n, hidden]
 
 
+@register_model(kind="particle")
 class SE3Transformer(PointDynamicsTrunk):
     """SE(3)-Transformer for particle dynamics:
     ``SE3Transformer(pos, vel, node_attr, edge_attr) -> positions``.
 
     Args:
-        hidden_features: channels of the hidden features, split evenly over
-            ``l = 0 .. lmax_hidden`` unless ``hidden_irreps`` is given.
-        n_layers: attention layers.
+        num_features: channels of the hidden features, split evenly over
+            ``l = 0 .. l_max`` unless ``hidden_irreps`` is given.
+        num_layers: attention layers.
         node_attr_dim: scalar node attributes per particle.
         edge_attr_dim: scalar attributes per ordered pair (``q_i q_j``: 1).
-        n_heads: attention heads (channels of every irrep block split among them).
-        lmax_hidden, lmax_sh, num_basis, r_max, radial_hidden, hidden_irreps,
+        num_heads: attention heads (channels of every irrep block split among them).
+        l_max, l_max_sh, num_basis, r_max, radial_hidden, hidden_irreps,
             readout_init_scale, predict_velocity: as in :class:`~equidyn.models.tfn.TFN`.
 
-    >>> model = SE3Transformer(hidden_features=8, n_layers=2, node_attr_dim=0, edge_attr_dim=1)
-    >>> pos, vel = torch.randn(3, 5, 3), torch.randn(3, 5, 3)
+    >>> model = SE3Transformer(num_features=8, num_layers=2, node_attr_dim=0, edge_attr_dim=1)
+    >>> from equidyn.models import ParticleSystem
     >>> q = torch.randint(0, 2, (3, 5, 1)) * 2.0 - 1
-    >>> model(pos, vel, torch.zeros(3, 5, 0), q[:, :, None] * q[:, None, :]).shape
+    >>> system = ParticleSystem(torch.randn(3, 5, 3), torch.randn(3, 5, 3), q)
+    >>> model.predict(system).shape  # model(pos, vel, empty, q_i q_j)
     torch.Size([3, 5, 3])
     """
 
+    @renamed_arguments(**STEERABLE_RENAMED_ARGUMENTS, n_heads="num_heads", lmax_sh="l_max_sh")
     def __init__(
         self,
-        hidden_features: int = 64,
-        n_layers: int = 4,
+        num_features: int = 64,
+        num_layers: int = 4,
         node_attr_dim: int = 0,
         edge_attr_dim: int = 1,
         *,
-        n_heads: int = 4,
-        lmax_hidden: int = 1,
-        lmax_sh: int = 2,
+        num_heads: int = 4,
+        l_max: int = 1,
+        l_max_sh: int = 2,
         num_basis: int = 16,
         r_max: float = 8.0,
         radial_hidden: int = 32,
@@ -156,22 +163,19 @@ class SE3Transformer(PointDynamicsTrunk):
         readout_init_scale: float = 0.1,
         predict_velocity: bool = False,
     ) -> None:
-        super().__init__()
-        check_model_sizes(n_layers, node_attr_dim, edge_attr_dim)
-        if n_heads < 1:
-            raise ValueError(f"n_heads must be >= 1, got {n_heads}")
+        super().__init__(node_attr_dim, edge_attr_dim)
+        if num_heads < 1:
+            raise ValueError(f"num_heads must be >= 1, got {num_heads}")
         hidden = resolve_hidden_irreps(
-            hidden_irreps, lambda: default_hidden_irreps(hidden_features, lmax_hidden)
+            hidden_irreps, lambda: default_hidden_irreps(num_features, l_max)
         )
         self._build(
             lambda hid, sh, radial: SE3TransformerLayer(
-                hid, sh, radial, n_heads=n_heads, radial_hidden=radial_hidden
+                hid, sh, radial, num_heads=num_heads, radial_hidden=radial_hidden
             ),
             hidden,
-            n_layers,
-            node_attr_dim,
-            edge_attr_dim,
-            lmax_sh=lmax_sh,
+            num_layers,
+            l_max_sh=l_max_sh,
             num_basis=num_basis,
             r_max=r_max,
             readout_init_scale=readout_init_scale,

@@ -1,9 +1,9 @@
 r"""Steerable E(3)-equivariant graph neural network (SEGNN, Brandstetter et al. 2022).
 
 Node features :math:`h_i` are steerable (``hidden_irreps``, e.g. ``32x0e + 32x1o``). Every
-learned map is a :class:`~equidyn.models._steerable.SteerableLayer`, a fully connected tensor
+learned map is a :class:`~equidyn.models.steerable.SteerableLayer`, a fully connected tensor
 product with steerable attributes followed by a gate, written :math:`\phi(\,\cdot\,; a)`.
-The attributes are spherical harmonics (``lmax_attr``) of the geometry:
+The attributes are spherical harmonics (``l_max_attr``) of the geometry:
 
 .. math::
     a_{ij} = Y(x_i - x_j), \qquad
@@ -38,7 +38,7 @@ translation-invariant ``1o`` vector, so :math:`v'` is O(3)-equivariant and trans
 invariant.
 
 Published N-body settings (charged, 3000 training systems): 4 layers, hidden irreps
-weight-balanced to 64 scalar features with ``lmax_hidden = lmax_attr = 1``
+weight-balanced to 64 scalar features with ``l_max = l_max_attr = 1``
 (:func:`balanced_irreps` gives ``32x0e + 32x1o``), Adam with learning rate 5e-4, batch 100;
 test MSE 0.0043.
 """
@@ -50,32 +50,33 @@ import math
 import torch
 from torch import Tensor, nn
 
-from equidyn.models._steerable import (
+from equidyn._deprecation import renamed_arguments
+from equidyn.models.particles import ParticleInputs, check_sizes, relative_positions
+from equidyn.models.registry import register_model
+from equidyn.models.steerable import (
+    STEERABLE_RENAMED_ARGUMENTS,
     IrrepsConcat,
     PositionVelocityHeads,
     SteerableLayer,
-    check_model_sizes,
-    neighbour_index,
     node_input_irreps,
     node_inputs,
-    off_diagonal,
     resolve_hidden_irreps,
 )
-from equidyn.models.egnn import check_particle_inputs
 from equidyn.nn import LayerNorm
 from equidyn.o3 import Irrep, Irreps, spherical_harmonics
 
 __all__ = ["SEGNN", "SEGNNLayer", "balanced_irreps"]
 
 
-def balanced_irreps(hidden_features: int, lmax_hidden: int, lmax_attr: int) -> Irreps:
-    r"""Hidden irreps ``k x 0e + k x 1o + ... + k x (lmax_hidden)`` (parity :math:`(-1)^l`)
+@renamed_arguments(hidden_features="num_features", lmax_hidden="l_max", lmax_attr="l_max_attr")
+def balanced_irreps(num_features: int, l_max: int, l_max_attr: int) -> Irreps:
+    r"""Hidden irreps ``k x 0e + k x 1o + ... + k x (l_max)`` (parity :math:`(-1)^l`)
     whose steerable layer has about as many weights as a scalar layer of width
-    ``hidden_features``.
+    ``num_features``.
 
-    A :class:`~equidyn.o3.FullyConnectedTensorProduct` ``hidden ⊗ Y(lmax_attr) → hidden`` has
+    A :class:`~equidyn.o3.FullyConnectedTensorProduct` ``hidden ⊗ Y(l_max_attr) → hidden`` has
     :math:`k^2 P` weights, :math:`P` the number of allowed ``(l_1, l_2, l_3)`` triples; a scalar
-    layer has ``hidden_features²``; so :math:`k = \mathrm{round}(\text{hidden\_features} /
+    layer has ``num_features²``; so :math:`k = \mathrm{round}(\text{num\_features} /
     \sqrt{P})`.
 
     >>> balanced_irreps(64, 1, 1)
@@ -83,20 +84,20 @@ def balanced_irreps(hidden_features: int, lmax_hidden: int, lmax_attr: int) -> I
     >>> balanced_irreps(64, 2, 2)
     19x0e+19x1o+19x2e
     """
-    if hidden_features < 1:
-        raise ValueError(f"hidden_features must be >= 1, got {hidden_features}")
-    if lmax_hidden < 0 or lmax_attr < 0:
-        raise ValueError(f"need lmax_hidden, lmax_attr >= 0, got {lmax_hidden}, {lmax_attr}")
-    irs = [Irrep(l, (-1) ** l) for l in range(lmax_hidden + 1)]
-    attr = [Irrep(l, (-1) ** l) for l in range(lmax_attr + 1)]
+    check_sizes(num_features=num_features)
+    if l_max < 0 or l_max_attr < 0:
+        raise ValueError(f"need l_max, l_max_attr >= 0, got {l_max}, {l_max_attr}")
+    irs = [Irrep(l, (-1) ** l) for l in range(l_max + 1)]
+    attr = [Irrep(l, (-1) ** l) for l in range(l_max_attr + 1)]
     n_paths = sum(1 for a in irs for b in attr for c in irs if c in a * b)
-    k = max(1, round(hidden_features / math.sqrt(n_paths)))
+    k = max(1, round(num_features / math.sqrt(n_paths)))
     return Irreps([(k, ir) for ir in irs])
 
 
 class SEGNNLayer(nn.Module):
     """One SEGNN message-passing layer (equations in the module docstring).
 
+    >>> from equidyn.models.particles import neighbour_index
     >>> layer = SEGNNLayer("4x0e + 4x1o", "1x0e + 1x1o", edge_attr_dim=1)
     >>> h, a_i = torch.randn(2, 3, 16), torch.randn(2, 3, 4)
     >>> a_ij, s_ij = torch.randn(2, 3, 2, 4), torch.randn(2, 3, 2, 2)
@@ -148,23 +149,24 @@ class SEGNNLayer(nn.Module):
     ) -> Tensor:
         """``h`` (batch, n, hidden), ``attr_node`` (batch, n, attr), ``attr_edge``
         (batch, n, n − 1, attr), ``scalars_edge`` (batch, n, n − 1, 1 + edge_attr_dim),
-        ``index`` from :func:`~equidyn.models._steerable.neighbour_index`."""
+        ``index`` from :func:`~equidyn.models.particles.neighbour_index`."""
         m = self.message_model(h, attr_edge, scalars_edge, index)
         return self.node_model(h, m, attr_node)  # [batch, n, hidden]
 
 
+@register_model(kind="particle")
 class SEGNN(PositionVelocityHeads):
     """SEGNN for particle dynamics: ``SEGNN(pos, vel, node_attr, edge_attr) -> positions``.
 
     Args:
-        hidden_features: width of the equivalent scalar model; the hidden irreps are
-            :func:`balanced_irreps` ``(hidden_features, lmax_hidden, lmax_attr)`` unless
+        num_features: width of the equivalent scalar model; the hidden irreps are
+            :func:`balanced_irreps` ``(num_features, l_max, l_max_attr)`` unless
             ``hidden_irreps`` is given.
-        n_layers: message-passing layers.
+        num_layers: message-passing layers.
         node_attr_dim: scalar node attributes per particle (``0e``).
         edge_attr_dim: scalar attributes per ordered pair (``q_i q_j``: 1).
-        lmax_hidden: highest ``l`` of the hidden features (1 or 2 in the paper).
-        lmax_attr: highest ``l`` of the spherical-harmonic attributes.
+        l_max: highest ``l`` of the hidden features (1 or 2 in the paper).
+        l_max_attr: highest ``l`` of the spherical-harmonic attributes.
         hidden_irreps: explicit hidden irreps; must start with ``0e`` and be sorted.
         readout_init_scale: factor on the initial weights of the last layer (small initial
             displacements ``δ_i``).
@@ -175,43 +177,45 @@ class SEGNN(PositionVelocityHeads):
 
     Protocol settings for charged N-body: ``SEGNN(64, 4, 0, 1)`` with ``edge_attr = q_i q_j``.
 
-    >>> model = SEGNN(hidden_features=16, n_layers=2, node_attr_dim=0, edge_attr_dim=1)
+    >>> model = SEGNN(num_features=16, num_layers=2, node_attr_dim=0, edge_attr_dim=1)
     >>> model.hidden_irreps
     8x0e+8x1o
-    >>> pos, vel = torch.randn(3, 5, 3), torch.randn(3, 5, 3)
+    >>> from equidyn.models import ParticleSystem
     >>> q = torch.randint(0, 2, (3, 5, 1)) * 2.0 - 1
-    >>> model(pos, vel, torch.zeros(3, 5, 0), q[:, :, None] * q[:, None, :]).shape
+    >>> system = ParticleSystem(torch.randn(3, 5, 3), torch.randn(3, 5, 3), q)
+    >>> model.predict(system).shape  # its inputs: q_i q_j per pair
     torch.Size([3, 5, 3])
     """
 
+    @renamed_arguments(**STEERABLE_RENAMED_ARGUMENTS, lmax_attr="l_max_attr")
     def __init__(
         self,
-        hidden_features: int = 64,
-        n_layers: int = 4,
+        num_features: int = 64,
+        num_layers: int = 4,
         node_attr_dim: int = 0,
         edge_attr_dim: int = 1,
         *,
-        lmax_hidden: int = 1,
-        lmax_attr: int = 1,
+        l_max: int = 1,
+        l_max_attr: int = 1,
         hidden_irreps: Irreps | str | None = None,
         readout_init_scale: float = 0.1,
         norm: bool = True,
         predict_velocity: bool = False,
     ) -> None:
-        super().__init__()
-        check_model_sizes(n_layers, node_attr_dim, edge_attr_dim)
+        super().__init__(node_attr_dim, edge_attr_dim)
+        check_sizes(num_layers=num_layers)
         hidden = resolve_hidden_irreps(
-            hidden_irreps, lambda: balanced_irreps(hidden_features, lmax_hidden, lmax_attr)
+            hidden_irreps, lambda: balanced_irreps(num_features, l_max, l_max_attr)
         )
-        self.node_attr_dim, self.edge_attr_dim = node_attr_dim, edge_attr_dim
-        self.lmax_attr = lmax_attr
+        self.l_max_attr = l_max_attr
         self.hidden_irreps = hidden
-        self.irreps_attr = Irreps.spherical_harmonics(lmax_attr)
+        self.irreps_attr = Irreps.spherical_harmonics(l_max_attr)
         self.irreps_in = node_input_irreps(node_attr_dim).regroup()
         self.cat_in = IrrepsConcat([node_input_irreps(node_attr_dim)])
         self.embed = SteerableLayer(self.irreps_in, self.irreps_attr, hidden, gate=False)
         self.layers = nn.ModuleList(
-            SEGNNLayer(hidden, self.irreps_attr, edge_attr_dim, norm=norm) for _ in range(n_layers)
+            SEGNNLayer(hidden, self.irreps_attr, edge_attr_dim, norm=norm)
+            for _ in range(num_layers)
         )
         self.readout_1 = SteerableLayer(hidden, self.irreps_attr, hidden)
         self.readout_2 = SteerableLayer(hidden, self.irreps_attr, "1x1o", gate=False)
@@ -227,28 +231,20 @@ class SEGNN(PositionVelocityHeads):
     def attributes(self, vel: Tensor, rel: Tensor) -> tuple[Tensor, Tensor]:
         """``(a_i, a_ij)``: (batch, n, attr) and (batch, n, n − 1, attr) from the velocities
         and the relative positions ``x_i − x_j`` (batch, n, n − 1, 3)."""
-        ls = list(range(self.lmax_attr + 1))
+        ls = list(range(self.l_max_attr + 1))
         a_ij = spherical_harmonics(ls, rel, normalize=True, normalization="component")
         a_i = spherical_harmonics(ls, vel, normalize=True, normalization="component")
         return 0.5 * (a_i + a_ij.mean(dim=2)), a_ij
 
-    def _trunk(
-        self,
-        pos: Tensor,
-        vel: Tensor,
-        node_attr: Tensor,
-        edge_attr: Tensor | None,
-    ) -> tuple[Tensor, Tensor]:
+    def _trunk(self, inputs: ParticleInputs) -> tuple[Tensor, Tensor]:
         """Checked inputs → readout features ``φ_r1(h_i; a_i)`` (batch, n, hidden) and ``a_i``."""
-        check_particle_inputs(
-            pos, vel, node_attr, edge_attr, self.node_attr_dim, self.edge_attr_dim
-        )
-        index = neighbour_index(pos.shape[1], pos.device)  # [n, n - 1]
-        rel = pos[:, :, None, :] - pos[:, index]  # [batch, n, n - 1, 3]
+        pos, vel, node_attr, _ = inputs
+        index, pair_attr = inputs.pairs()  # [n, n - 1], [batch, n, n - 1, edge_attr_dim] or None
+        rel = relative_positions(pos, index)  # [batch, n, n - 1, 3]
         a_i, a_ij = self.attributes(vel, rel)
         scalars = [(rel * rel).sum(-1, keepdim=True)]  # |x_i - x_j|^2
-        if self.edge_attr_dim > 0 and edge_attr is not None:  # not None: checked above
-            scalars.append(off_diagonal(edge_attr, index))
+        if pair_attr is not None:
+            scalars.append(pair_attr)
         s_ij = torch.cat(scalars, dim=-1)  # [batch, n, n - 1, 1 + edge_attr_dim]
         x = self.cat_in(node_inputs(pos, vel, node_attr))  # [batch, n, irreps_in.dim]
         h = self.embed(x, a_i)  # [batch, n, hidden]
@@ -256,15 +252,8 @@ class SEGNN(PositionVelocityHeads):
             h = layer(h, a_i, a_ij, s_ij, index)
         return self.readout_1(h, a_i), a_i  # [batch, n, hidden], [batch, n, attr]
 
-    def _readouts(
-        self,
-        pos: Tensor,
-        vel: Tensor,
-        node_attr: Tensor,
-        edge_attr: Tensor | None,
-        velocity: bool,
-    ) -> tuple[Tensor, Tensor | None]:
-        r, a_i = self._trunk(pos, vel, node_attr, edge_attr)  # [batch, n, hidden], [.., attr]
+    def _readouts(self, inputs: ParticleInputs, velocity: bool) -> tuple[Tensor, Tensor | None]:
+        r, a_i = self._trunk(inputs)  # [batch, n, hidden], [batch, n, attr]
         use_u = velocity and self.velocity_readout is not None
         u = self.velocity_readout(r, a_i) if use_u else None
         return self.readout_2(r, a_i), u  # [batch, n, 3] each

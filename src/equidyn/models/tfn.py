@@ -30,20 +30,23 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from equidyn.models._steerable import (
+from equidyn._deprecation import renamed_arguments
+from equidyn.models.blocks import RadialWeightedConvolution, gate_irreps
+from equidyn.models.registry import register_model
+from equidyn.models.steerable import (
+    STEERABLE_RENAMED_ARGUMENTS,
     PointDynamicsTrunk,
-    check_model_sizes,
     resolve_hidden_irreps,
 )
-from equidyn.models.blocks import RadialWeightedConvolution, gate_irreps
 from equidyn.nn import Gate
 from equidyn.o3 import Irrep, Irreps, Linear
 
 __all__ = ["TFN", "TFNLayer", "default_hidden_irreps"]
 
 
-def default_hidden_irreps(hidden_features: int, lmax_hidden: int) -> Irreps:
-    """``hidden_features`` channels split evenly over ``0e, 1o, 2e, ...`` up to ``lmax_hidden``
+@renamed_arguments(hidden_features="num_features", lmax_hidden="l_max")
+def default_hidden_irreps(num_features: int, l_max: int) -> Irreps:
+    """``num_features`` channels split evenly over ``0e, 1o, 2e, ...`` up to ``l_max``
     (parity :math:`(-1)^l`, at least one channel each).
 
     >>> default_hidden_irreps(64, 1)
@@ -51,18 +54,16 @@ def default_hidden_irreps(hidden_features: int, lmax_hidden: int) -> Irreps:
     >>> default_hidden_irreps(64, 2)
     21x0e+21x1o+21x2e
     """
-    if hidden_features < 1 or lmax_hidden < 0:
-        raise ValueError(
-            f"need hidden_features >= 1 and lmax_hidden >= 0, got {hidden_features}, {lmax_hidden}"
-        )
-    k = max(1, hidden_features // (lmax_hidden + 1))
-    return Irreps([(k, Irrep(l, (-1) ** l)) for l in range(lmax_hidden + 1)])
+    if num_features < 1 or l_max < 0:
+        raise ValueError(f"need num_features >= 1 and l_max >= 0, got {num_features}, {l_max}")
+    k = max(1, num_features // (l_max + 1))
+    return Irreps([(k, Irrep(l, (-1) ** l)) for l in range(l_max + 1)])
 
 
 class TFNLayer(nn.Module):
     """One TFN layer: convolution, self-interaction, gate, residual (module docstring).
 
-    >>> from equidyn.models._steerable import neighbour_index
+    >>> from equidyn.models.steerable import neighbour_index
     >>> layer = TFNLayer("4x0e + 2x1o", "1x0e + 1x1o + 1x2e", radial_dim=5)
     >>> h, y, rad = torch.randn(2, 3, 10), torch.randn(2, 3, 2, 9), torch.randn(2, 3, 2, 5)
     >>> layer(h, y, rad, neighbour_index(3)).shape
@@ -96,17 +97,18 @@ class TFNLayer(nn.Module):
         return h + self.gate(self.lin_conv(c) + self.lin_self(h))
 
 
+@register_model(kind="particle")
 class TFN(PointDynamicsTrunk):
     """TFN for particle dynamics: ``TFN(pos, vel, node_attr, edge_attr) -> positions``.
 
     Args:
-        hidden_features: channels of the hidden features, split evenly over
-            ``l = 0 .. lmax_hidden`` (:func:`default_hidden_irreps`) unless ``hidden_irreps``.
-        n_layers: convolution layers.
+        num_features: channels of the hidden features, split evenly over
+            ``l = 0 .. l_max`` (:func:`default_hidden_irreps`) unless ``hidden_irreps``.
+        num_layers: convolution layers.
         node_attr_dim: scalar node attributes per particle.
         edge_attr_dim: scalar attributes per ordered pair (``q_i q_j``: 1).
-        lmax_hidden: highest ``l`` of the hidden features.
-        lmax_sh: highest ``l`` of the filters' spherical harmonics.
+        l_max: highest ``l`` of the hidden features.
+        l_max_sh: highest ``l`` of the filters' spherical harmonics.
         num_basis, r_max: Gaussian radial basis on ``[0, r_max]``.
         radial_hidden: width of the radial MLP (two hidden layers).
         hidden_irreps: explicit hidden irreps (sorted, one block per irrep, with ``0e``).
@@ -115,24 +117,26 @@ class TFN(PointDynamicsTrunk):
         predict_velocity: add the velocity output used by :meth:`forward_state` (chained
             rollouts); ``forward`` and the other parameters are unchanged by it.
 
-    >>> model = TFN(hidden_features=8, n_layers=2, node_attr_dim=0, edge_attr_dim=1)
+    >>> model = TFN(num_features=8, num_layers=2, node_attr_dim=0, edge_attr_dim=1)
     >>> model.hidden_irreps
     4x0e+4x1o
-    >>> pos, vel = torch.randn(3, 5, 3), torch.randn(3, 5, 3)
+    >>> from equidyn.models import ParticleSystem
     >>> q = torch.randint(0, 2, (3, 5, 1)) * 2.0 - 1
-    >>> model(pos, vel, torch.zeros(3, 5, 0), q[:, :, None] * q[:, None, :]).shape
+    >>> system = ParticleSystem(torch.randn(3, 5, 3), torch.randn(3, 5, 3), q)
+    >>> model.predict(system).shape  # the edge attributes: q_i q_j
     torch.Size([3, 5, 3])
     """
 
+    @renamed_arguments(**STEERABLE_RENAMED_ARGUMENTS, lmax_sh="l_max_sh")
     def __init__(
         self,
-        hidden_features: int = 64,
-        n_layers: int = 4,
+        num_features: int = 64,
+        num_layers: int = 4,
         node_attr_dim: int = 0,
         edge_attr_dim: int = 1,
         *,
-        lmax_hidden: int = 1,
-        lmax_sh: int = 2,
+        l_max: int = 1,
+        l_max_sh: int = 2,
         num_basis: int = 16,
         r_max: float = 8.0,
         radial_hidden: int = 32,
@@ -140,18 +144,15 @@ class TFN(PointDynamicsTrunk):
         readout_init_scale: float = 0.1,
         predict_velocity: bool = False,
     ) -> None:
-        super().__init__()
-        check_model_sizes(n_layers, node_attr_dim, edge_attr_dim)
+        super().__init__(node_attr_dim, edge_attr_dim)
         hidden = resolve_hidden_irreps(
-            hidden_irreps, lambda: default_hidden_irreps(hidden_features, lmax_hidden)
+            hidden_irreps, lambda: default_hidden_irreps(num_features, l_max)
         )
         self._build(
             lambda hid, sh, radial: TFNLayer(hid, sh, radial, radial_hidden=radial_hidden),
             hidden,
-            n_layers,
-            node_attr_dim,
-            edge_attr_dim,
-            lmax_sh=lmax_sh,
+            num_layers,
+            l_max_sh=l_max_sh,
             num_basis=num_basis,
             r_max=r_max,
             readout_init_scale=readout_init_scale,

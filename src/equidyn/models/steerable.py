@@ -1,9 +1,7 @@
 r"""Building blocks shared by the steerable dynamics models (SEGNN, TFN, SE(3)-Transformer).
 
-Particles live on a dense, fully connected graph. The ``n (n − 1)`` ordered pairs
-:math:`(i, j)`, :math:`j \ne i`, are laid out as ``(batch, n, n − 1, ...)``: row ``i`` holds
-the neighbours ``j = 0 .. n−1`` of ``i`` without ``i`` itself, in increasing order. A sum over
-neighbours is then a sum over dimension 2, and gathering ``h_j`` is one ``index_select``.
+Particles live on a dense, fully connected graph, with the pair layout of
+:mod:`equidyn.models.particles` (``(batch, n, n − 1, ...)``, :func:`neighbour_index`).
 
 The node input of the three models is
 
@@ -19,20 +17,31 @@ the prediction is E(3)-equivariant.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from equidyn.models.blocks import EdgeEmbedding, gate_irreps
-from equidyn.models.egnn import check_particle_inputs
+from equidyn.models.particles import (
+    ParticleInputs,
+    ParticleModel,
+    check_sizes,
+    neighbour_index,
+    off_diagonal,
+)
 from equidyn.nn import Gate, GaussianBasis
-from equidyn.o3 import FullyConnectedTensorProduct, Irrep, Irreps, Linear
+from equidyn.o3 import (
+    FullyConnectedTensorProduct,
+    Irrep,
+    Irreps,
+    Linear,
+)
 
 __all__ = [
+    "STEERABLE_RENAMED_ARGUMENTS",
     "check_hidden_irreps",
-    "check_model_sizes",
     "resolve_hidden_irreps",
     "PairEdgeEmbedding",
     "IrrepsConcat",
@@ -47,28 +56,13 @@ __all__ = [
 ]
 
 
-def neighbour_index(n: int, device: torch.device | None = None) -> Tensor:
-    """``[n, n − 1]`` long tensor: row ``i`` lists the ``j != i`` in increasing order.
-
-    >>> neighbour_index(3).tolist()
-    [[1, 2], [0, 2], [0, 1]]
-    """
-    j = torch.arange(n - 1, device=device)
-    i = torch.arange(n, device=device)[:, None]
-    return j[None, :] + (j[None, :] >= i).long()  # [n, n - 1]
-
-
-def off_diagonal(t: Tensor, index: Tensor) -> Tensor:
-    """Pairs ``(batch, n, n, ...)`` → ``(batch, n, n − 1, ...)`` keeping ``j != i``.
-
-    >>> t = torch.arange(9.0).reshape(1, 3, 3)
-    >>> off_diagonal(t, neighbour_index(3)).tolist()
-    [[[1.0, 2.0], [3.0, 5.0], [6.0, 7.0]]]
-    """
-    n = index.shape[0]
-    idx = index.reshape(1, n, n - 1, *([1] * (t.dim() - 3)))
-    idx = idx.expand(t.shape[0], n, n - 1, *t.shape[3:])
-    return torch.gather(t, 2, idx)  # [batch, n, n - 1, ...]
+#: old argument name -> new name shared by SEGNN, TFN and SE3Transformer (deprecated aliases,
+#: one release with a ``FutureWarning``)
+STEERABLE_RENAMED_ARGUMENTS = {
+    "hidden_features": "num_features",
+    "n_layers": "num_layers",
+    "lmax_hidden": "l_max",
+}
 
 
 def node_input_irreps(node_attr_dim: int) -> Irreps:
@@ -239,16 +233,6 @@ class PairEdgeEmbedding(nn.Module):
         return y, torch.cat(parts, dim=-1)  # [batch, n, n - 1, radial_dim]
 
 
-def check_model_sizes(n_layers: int, node_attr_dim: int, edge_attr_dim: int) -> None:
-    """Raise ValueError unless ``n_layers >= 1`` and both attribute dims are ``>= 0``."""
-    if n_layers < 1:
-        raise ValueError(f"n_layers must be >= 1, got {n_layers}")
-    if node_attr_dim < 0 or edge_attr_dim < 0:
-        raise ValueError(
-            f"node_attr_dim and edge_attr_dim must be >= 0, got {node_attr_dim}, {edge_attr_dim}"
-        )
-
-
 def check_hidden_irreps(hidden: Irreps) -> Irreps:
     """Raise ValueError unless ``hidden`` is sorted, one block per irrep, with ``0e``."""
     if hidden != hidden.regroup() or Irrep("0e") not in hidden:
@@ -271,13 +255,12 @@ def resolve_hidden_irreps(
     return default() if hidden_irreps is None else check_hidden_irreps(Irreps(hidden_irreps))
 
 
-class PositionVelocityHeads(nn.Module, ABC):
-    """``forward`` and ``forward_state`` of a dynamics model from its two readouts.
+class PositionVelocityHeads(ParticleModel):
+    """:meth:`_predict` of a dynamics model from its two readouts.
 
-    A subclass implements ``_readouts(pos, vel, node_attr, edge_attr, velocity) -> (δ, u)``
-    (each (batch, n, 3); ``u`` is ``None`` unless ``velocity``) and sets
-    ``self.velocity_readout`` (``None`` without ``predict_velocity``). Then
-    ``forward = x + δ`` and ``forward_state = (x + δ, v + u)``.
+    A subclass implements ``_readouts(inputs, velocity) -> (δ, u)`` (each (batch, n, 3);
+    ``u`` is ``None`` unless ``velocity``) and sets ``self.velocity_readout`` (``None`` without
+    ``predict_velocity``). Then ``forward = x + δ`` and ``forward_state = (x + δ, v + u)``.
 
     >>> from equidyn.models import TFN
     >>> model = TFN(8, 1, 0, 1, predict_velocity=True)
@@ -290,52 +273,20 @@ class PositionVelocityHeads(nn.Module, ABC):
     velocity_readout: nn.Module | None
 
     @abstractmethod
-    def _readouts(
-        self,
-        pos: Tensor,
-        vel: Tensor,
-        node_attr: Tensor,
-        edge_attr: Tensor | None,
-        velocity: bool,
-    ) -> tuple[Tensor, Tensor | None]:
+    def _readouts(self, inputs: ParticleInputs, velocity: bool) -> tuple[Tensor, Tensor | None]:
         """``(δ, u)``: position update and (if ``velocity``) velocity update, (batch, n, 3)."""
 
-    def forward(
-        self,
-        pos: Tensor,
-        vel: Tensor,
-        node_attr: Tensor,
-        edge_attr: Tensor | None = None,
-    ) -> Tensor:
-        return pos + self._readouts(pos, vel, node_attr, edge_attr, False)[0]  # [batch, n, 3]
-
-    def forward_state(
-        self,
-        pos: Tensor,
-        vel: Tensor,
-        node_attr: Tensor,
-        edge_attr: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor]:
-        """Predicted ``(positions, velocities)``, each (batch, n, 3): ``(x + δ, v + u)``.
-
-        Needs a model built with ``predict_velocity=True``; the positions equal ``forward``'s.
-        """
-        if self.velocity_readout is None:
-            name = type(self).__name__
-            raise ValueError(
-                "forward_state needs a model built with predict_velocity=True "
-                f"({name}(..., predict_velocity=True))"
-            )
-        delta, u = self._readouts(pos, vel, node_attr, edge_attr, True)
-        assert u is not None
-        return pos + delta, vel + u  # [batch, n, 3] each
+    def _predict(self, inputs: ParticleInputs, velocity: bool) -> tuple[Tensor, Tensor | None]:
+        delta, u = self._readouts(inputs, velocity)
+        return inputs.pos + delta, None if u is None else inputs.vel + u  # [batch, n, 3] each
 
 
 class PointDynamicsTrunk(PositionVelocityHeads):
-    """The shared frame of TFN and SE3Transformer: node embedding, ``n_layers`` message layers
-    over the fully connected graph, and ``1o`` readouts for ``δ`` (and ``u``).
+    """The shared frame of TFN and SE3Transformer: node embedding, ``num_layers`` message
+    layers over the fully connected graph, and ``1o`` readouts for ``δ`` (and ``u``).
 
-    A subclass calls :meth:`_build` from its ``__init__`` with a factory of its layer; the
+    A subclass calls :meth:`_build` from its ``__init__`` (after
+    ``super().__init__(node_attr_dim, edge_attr_dim)``) with a factory of its layer; the
     modules are created in the order embedding, layers, readouts (so a seed gives the same
     weights as it always did).
     """
@@ -344,24 +295,24 @@ class PointDynamicsTrunk(PositionVelocityHeads):
         self,
         make_layer: Callable[[Irreps, Irreps, int], nn.Module],
         hidden: Irreps,
-        n_layers: int,
-        node_attr_dim: int,
-        edge_attr_dim: int,
+        num_layers: int,
         *,
-        lmax_sh: int,
+        l_max_sh: int,
         num_basis: int,
         r_max: float,
         readout_init_scale: float,
         predict_velocity: bool,
     ) -> None:
         """``make_layer(hidden, irreps_sh, radial_dim)`` builds one message layer."""
-        self.node_attr_dim, self.edge_attr_dim = node_attr_dim, edge_attr_dim
+        check_sizes(num_layers=num_layers)
+        node_attr_dim, edge_attr_dim = self.node_attr_dim, self.edge_attr_dim
         self.hidden_irreps = hidden
-        self.edges = PairEdgeEmbedding(lmax_sh, num_basis, r_max, edge_attr_dim)
+        self.edges = PairEdgeEmbedding(l_max_sh, num_basis, r_max, edge_attr_dim)
         self.cat_in = IrrepsConcat([node_input_irreps(node_attr_dim)])
         self.embed = Linear(self.cat_in.irreps_out, hidden, biases=True)
         self.layers = nn.ModuleList(
-            make_layer(hidden, self.edges.irreps_sh, self.edges.radial_dim) for _ in range(n_layers)
+            make_layer(hidden, self.edges.irreps_sh, self.edges.radial_dim)
+            for _ in range(num_layers)
         )
         self.readout = Linear(hidden, "1x1o")
         with torch.no_grad():  # start close to x' = x: small steps at initialisation
@@ -373,17 +324,9 @@ class PointDynamicsTrunk(PositionVelocityHeads):
             with torch.no_grad():  # start at v' = v exactly
                 self.velocity_readout.weight.zero_()
 
-    def _trunk(
-        self,
-        pos: Tensor,
-        vel: Tensor,
-        node_attr: Tensor,
-        edge_attr: Tensor | None,
-    ) -> Tensor:
+    def _trunk(self, inputs: ParticleInputs) -> Tensor:
         """Checked inputs → the last hidden features ``h`` (batch, n, hidden)."""
-        check_particle_inputs(
-            pos, vel, node_attr, edge_attr, self.node_attr_dim, self.edge_attr_dim
-        )
+        pos, vel, node_attr, edge_attr = inputs
         index = neighbour_index(pos.shape[1], pos.device)  # [n, n - 1]
         y, radial = self.edges(pos, edge_attr, index)  # [batch, n, n - 1, sh / radial]
         h = self.embed(self.cat_in(node_inputs(pos, vel, node_attr)))  # [batch, n, hidden]
@@ -391,14 +334,7 @@ class PointDynamicsTrunk(PositionVelocityHeads):
             h = layer(h, y, radial, index)
         return h  # [batch, n, hidden]
 
-    def _readouts(
-        self,
-        pos: Tensor,
-        vel: Tensor,
-        node_attr: Tensor,
-        edge_attr: Tensor | None,
-        velocity: bool,
-    ) -> tuple[Tensor, Tensor | None]:
-        h = self._trunk(pos, vel, node_attr, edge_attr)  # [batch, n, hidden]
+    def _readouts(self, inputs: ParticleInputs, velocity: bool) -> tuple[Tensor, Tensor | None]:
+        h = self._trunk(inputs)  # [batch, n, hidden]
         u = self.velocity_readout(h) if velocity and self.velocity_readout is not None else None
         return self.readout(h), u  # [batch, n, 3] each
