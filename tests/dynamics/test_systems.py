@@ -101,3 +101,16 @@ def test_bad_input():
         MassSpring(torch.ones(1, 3, 3), torch.ones(1, 2, 2))
     with pytest.raises(ValueError, match="n_trajectories"):
         simulate_charged_nbody(0)
+
+
+def test_egnn_reference_initial_states_counts():
+    """Issue 12: n_valid=0 failed inside NumPy; it is an empty split now, and bad counts are
+    a ValueError naming the argument. Exported from equidyn.dynamics."""
+    from equidyn.dynamics import egnn_reference_initial_states
+
+    s = egnn_reference_initial_states(n_train=1, n_valid=0, n_test=1)
+    assert [tuple(t.shape) for t in s["valid"]] == [(0, 5), (0, 5, 3), (0, 5, 3)]
+    assert s["test"][1].shape == (1, 5, 3)
+    for bad in ({"n_valid": -1}, {"n_test": 1.5}, {"seed": "43"}):
+        with pytest.raises(ValueError, match="must be an int >= 0"):
+            egnn_reference_initial_states(**bad)

@@ -174,3 +174,24 @@ def test_ctrl_c_mid_epoch_resumes_exactly(tiny_splits, tmp_path, capsys):
     log = lambda d: (d / "log.csv").read_text().splitlines()
     strip = lambda rows: [",".join(r.split(",")[:4]) for r in rows]  # no timings
     assert strip(log(tmp_path / "ref")) == strip(log(tmp_path / "run"))
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--n-valid", "0"], "--n-valid must be >= 1, got 0"),
+        (["--epochs", "-3"], "--epochs must be >= 1, got -3"),
+        (["--model", "egnn", "--task", "rollout"], "--task rollout needs a model"),
+    ],
+)
+def test_bad_settings_are_one_clear_line(argv, message, capsys):
+    """Issue 12: `equidyn nbody` printed raw tracebacks; now the style of the other commands."""
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("equidyn nbody: error: ") and message in err and "Traceback" not in err
+
+
+def test_unknown_model_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--model", "nonexistent"])
+    assert e.value.code == 2 and "invalid choice: 'nonexistent'" in capsys.readouterr().err

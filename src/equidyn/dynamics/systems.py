@@ -342,7 +342,8 @@ def egnn_reference_initial_states(
     the first 3000 of the ``n_train`` trajectories.
 
     Returns ``{"train" | "valid" | "test": (charges (T, 5), positions (T, 5, 3),
-    velocities (T, 5, 3))}``.
+    velocities (T, 5, 3))}``; a count of 0 gives an empty split. Counts and ``seed`` must be
+    ints >= 0 (``ValueError`` otherwise).
 
     >>> s = egnn_reference_initial_states(n_train=2, n_valid=1, n_test=1)
     >>> [tuple(t.shape) for t in s["train"]], s["test"][0].abs().unique().tolist()
@@ -350,6 +351,10 @@ def egnn_reference_initial_states(
     """
     import numpy as np
 
+    for name, value in (("seed", seed), ("n_train", n_train), ("n_valid", n_valid),
+                        ("n_test", n_test)):  # fmt: skip
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be an int >= 0, got {value!r}")
     rs = np.random.RandomState(seed)
     n, frames = 5, 49
     out = {}
@@ -368,6 +373,11 @@ def egnn_reference_initial_states(
             v.append(vel.T)
             rs.randn(frames, 3, n)  # the zero-variance noise on positions
             rs.randn(frames, 3, n)  # ... and on velocities
+        if count == 0:  # an empty split (the next split's draws follow at once)
+            out[split] = (torch.zeros(0, n, dtype=torch.float64),
+                          torch.zeros(0, n, 3, dtype=torch.float64),
+                          torch.zeros(0, n, 3, dtype=torch.float64))  # fmt: skip
+            continue
         out[split] = (
             torch.tensor(np.stack(q)[..., 0]),  # [T, n]
             torch.tensor(np.stack(x)),  # [T, n, 3]

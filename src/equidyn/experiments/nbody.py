@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +82,8 @@ def _plot(
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="equidyn nbody", description=(__doc__ or "").split("\n\n")[0])
-    p.add_argument("--model", default="egnn_vel", help=f"one of {sorted(MODELS)}")
+    p.add_argument("--model", default="egnn_vel", choices=sorted(MODELS), metavar="MODEL",
+                   help=f"one of {sorted(MODELS)}")  # fmt: skip
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--n-train", type=int, default=3000, help="training trajectories (≤ 3000)")
     p.add_argument("--n-valid", type=int, default=2000)
@@ -150,6 +152,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _check_args(args: argparse.Namespace) -> None:
     """Fill in the defaults that depend on the model and ``--quick``; reject bad combinations."""
+    for flag in ("epochs", "n_train", "n_valid", "n_test", "hidden", "layers", "threads"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise ValueError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
     hidden_default, layers_default = DEFAULT_SIZES.get(args.model, (64, 4))
     args.hidden = hidden_default if args.hidden is None else args.hidden
     args.layers = layers_default if args.layers is None else args.layers
@@ -214,9 +220,18 @@ def _rollout(args: argparse.Namespace, model: ParticleModel) -> dict[str, list[f
 
 
 def main(argv: list[str]) -> int:
+    """``equidyn nbody``: exit 0, or 1 with ``equidyn nbody: error: ...`` for bad settings."""
     args = _parser().parse_args(argv)
-    torch.set_num_threads(args.threads)
+    try:
+        return _run(args)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"equidyn nbody: error: {e}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
     _check_args(args)
+    torch.set_num_threads(args.threads)
     model = _model(args)
     if args.unroll > 1 and args.task != "rollout":
         raise ValueError(f"--unroll {args.unroll} needs --task rollout")

@@ -13,7 +13,9 @@ A configuration file has four sections::
       epochs: 50
       lr: 0.01
 
-Unknown keys raise ``ValueError`` listing the valid ones. Model arguments that depend on the
+Unknown keys raise ``ValueError`` listing the valid ones, and so do values of the wrong type
+or out of range (``batch_size: four``, ``epochs: -3``), when the file is read, before any data
+is loaded; an empty file is an error, not a default run. Model arguments that depend on the
 data (``num_species``, ``avg_num_neighbors``) may be left out: the trainer fills them in from
 the training set.
 
@@ -116,12 +118,79 @@ class TrainingConfig:
     plots: bool = True
 
 
+_SCALARS: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (int, float),
+    "str": (str,),
+    "bool": (bool,),
+    "None": (type(None),),
+}
+
+#: value ranges checked when a config is read: field -> (test, what is expected)
+_RANGES: dict[str, tuple[Any, str]] = {
+    "epochs": (lambda v: v >= 1, "an int >= 1"),
+    "batch_size": (lambda v: v >= 1, "an int >= 1"),
+    "lr": (lambda v: 0 < v < float("inf"), "a finite number > 0"),
+    "weight_decay": (lambda v: 0 <= v < float("inf"), "a finite number >= 0"),
+    "energy_weight": (lambda v: 0 <= v < float("inf"), "a finite number >= 0"),
+    "force_weight": (lambda v: 0 <= v < float("inf"), "a finite number >= 0"),
+    "stress_weight": (lambda v: 0 <= v < float("inf"), "a finite number >= 0"),
+    "ema_decay": (lambda v: v is None or 0 < v < 1, "a number in (0, 1) or null"),
+    "schedule": (lambda v: v in ("plateau", "constant", "cosine"), "plateau, constant or cosine"),
+    "lr_factor": (lambda v: 0 < v < 1, "a number in (0, 1)"),
+    "lr_patience": (lambda v: v >= 0, "an int >= 0"),
+    "min_lr": (lambda v: 0 <= v < float("inf"), "a finite number >= 0"),
+    "early_stopping_patience": (lambda v: v is None or v >= 1, "an int >= 1 or null"),
+    "eval_every": (lambda v: v >= 1, "an int >= 1"),
+    "max_grad_norm": (lambda v: v is None or 0 < v < float("inf"), "a number > 0 or null"),
+    "max_time_s": (lambda v: v is None or v > 0, "a number > 0 or null"),
+    "dtype": (lambda v: v in ("float32", "float64"), "float32 or float64"),
+    "n_structures": (lambda v: v >= 1, "an int >= 1"),
+    "n_train": (lambda v: v > 0, "a count >= 1 or a fraction in (0, 1]"),
+    "n_val": (lambda v: v >= 0, "a count or fraction >= 0"),
+    "n_test": (lambda v: v is None or v >= 0, "a count or fraction >= 0, or null"),
+}
+
+
+def _allowed(annotation: str) -> tuple[type, ...] | None:
+    """Python types allowed by a field annotation such as ``"int | float | None"``."""
+    out: tuple[type, ...] = ()
+    for part in annotation.split("|"):
+        part = part.strip()
+        if part.startswith("list["):
+            out += (list,)
+        elif part in _SCALARS:
+            out += _SCALARS[part]
+        else:
+            return None  # not a type this checker knows: left to the consumer
+    return out
+
+
+def _check_value(name: str, value: Any, annotation: str, section: str) -> None:
+    allowed = _allowed(annotation)
+    if allowed is not None:
+        is_bool = isinstance(value, bool)
+        if not isinstance(value, allowed) or (is_bool and bool not in allowed):
+            raise ValueError(
+                f"{section}.{name} must be of type {annotation.replace(' | ', ' or ')}, "
+                f"got {value!r} ({type(value).__name__})"
+            )
+    if name in _RANGES:
+        test, expected = _RANGES[name]
+        if not test(value):
+            raise ValueError(f"{section}.{name} must be {expected}, got {value!r}")
+
+
 def _build(cls: type, values: dict[str, Any] | None, section: str) -> Any:
+    if values is not None and not isinstance(values, dict):
+        raise ValueError(f"section '{section}' must be a mapping, got {values!r}")
     values = dict(values or {})
-    names = [f.name for f in dataclasses.fields(cls)]
-    bad = sorted(set(values) - set(names))
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    bad = sorted(set(values) - set(fields))
     if bad:
-        raise ValueError(f"unknown key(s) {bad} in section '{section}'; valid keys: {names}")
+        raise ValueError(f"unknown key(s) {bad} in section '{section}'; valid keys: {list(fields)}")
+    for name, value in values.items():
+        _check_value(name, value, str(fields[name].type), section)
     return cls(**values)
 
 
@@ -146,13 +215,12 @@ class Config:
         model = d.get("model") or {}
         if not isinstance(model, dict):
             raise ValueError(f"section 'model' must be a mapping, got {model!r}")
+        model_class = d.get("model_class", "NequIP")
+        if not isinstance(model_class, str):
+            raise ValueError(f"model_class must be a model name (a string), got {model_class!r}")
         training = _build(TrainingConfig, d.get("training"), "training")
-        if training.dtype not in ("float32", "float64"):
-            raise ValueError(
-                f"training.dtype must be 'float32' or 'float64', got {training.dtype!r}"
-            )
         return cls(
-            model_class=str(d.get("model_class", "NequIP")),
+            model_class=model_class,
             model=dict(model),
             data=_build(DataConfig, d.get("data"), "data"),
             training=training,
@@ -192,7 +260,12 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         d = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise ValueError(f"{str(path)!r} is not valid YAML: {e}") from None
+    if d is None:
+        raise ValueError(
+            f"{str(path)!r} is empty; a config needs at least one section "
+            "(model_class, model, data, training; see builtin:quickstart)"
+        )
     try:
-        return Config.from_dict(d or {})
+        return Config.from_dict(d)
     except ValueError as e:
         raise ValueError(f"{str(path)!r}: {e}") from None
