@@ -142,7 +142,7 @@ def test_loop_method_errors():
         NeuralODE(step_size=2.0)
     ode = NeuralODE(
         num_features=4, num_layers=1, edge_attr_dim=0, method="velocity_verlet", step_size=0.5
-    )
+    ).double()
     pos, vel, _ = make_inputs()
     with pytest.raises(ValueError, match="strictly increasing"):
         ode.trajectory(pos, vel, pos.new_zeros(2, 4, 0), None, torch.tensor([0.0, 0.0]))

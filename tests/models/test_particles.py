@@ -196,3 +196,30 @@ def test_pair_layout():
 def test_old_names_of_layers_and_helpers_warn(build, old):
     with pytest.warns(FutureWarning, match="is deprecated, use"):
         build(**old)
+
+
+@pytest.mark.parametrize("name", ["EGNN", "SEGNN"])
+def test_mixed_dtypes_name_the_fix(name):
+    """Issue 12: float64 positions into a float32 model gave torch's "expected m1 and m2 to
+    have the same dtype"; the policy (models follow .to(), inputs are never cast silently)
+    gives an error that says what to convert."""
+    from equidyn.models import build_model
+
+    model = build_model(name, {"num_features": 4, "num_layers": 1, "edge_attr_dim": 0})
+    pos = torch.randn(1, 4, 3, dtype=torch.float64)
+    with pytest.raises(TypeError, match=r"float32 parameters but pos is torch\.float64"):
+        model(pos, pos, pos.new_zeros(1, 4, 0), None)
+
+
+def test_huge_coordinates_are_refused_not_nan():
+    """Issue 12: coordinates ~1e20 returned all-NaN (squared distances overflow float32)."""
+    from equidyn.models import EGNN
+
+    model = EGNN(4, 1, 0, 0)
+    pos = torch.randn(1, 4, 3) * 1e20
+    with pytest.raises(ValueError, match="squared distances would overflow"):
+        model(pos, torch.zeros_like(pos), pos.new_zeros(1, 4, 0), None)
+    out = model.double()(
+        pos.double(), torch.zeros_like(pos).double(), pos.new_zeros(1, 4, 0).double(), None
+    )
+    assert torch.isfinite(out).all()

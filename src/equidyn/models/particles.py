@@ -37,6 +37,7 @@ torch.Size([2, 5, 3])
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -141,6 +142,24 @@ def check_particle_inputs(
         ):
             if t is not None and not bool(torch.isfinite(t).all()):
                 raise ValueError(f"{name} contains NaN or infinite values")
+        _check_magnitudes(pos, vel)
+
+
+def _check_magnitudes(pos: Tensor, vel: Tensor) -> None:
+    """``ValueError`` if squared distances or speeds would overflow ``pos.dtype``.
+
+    The models use squared distances and norms; beyond :math:`\\sqrt{\text{max}}/16` of the
+    dtype (about 1e18 in float32, 8e152 in float64) they overflow to inf and the outputs are
+    NaN, so such inputs are refused with the bound instead.
+    """
+    bound = math.sqrt(torch.finfo(pos.dtype).max) / 16
+    for name, t in (("pos", pos), ("vel", vel)):
+        if t.numel() and float(t.abs().max()) > bound:
+            raise ValueError(
+                f"{name} has entries up to {float(t.abs().max()):.3g}, beyond {bound:.3g} for "
+                f"{t.dtype}: squared distances would overflow; rescale the system (or use "
+                "float64)"
+            )
 
 
 def check_sizes(**sizes: int) -> None:
@@ -316,7 +335,25 @@ class ParticleModel(nn.Module, ABC):
         check_particle_inputs(
             pos, vel, node_attr, edge_attr, self.node_attr_dim, self.edge_attr_dim
         )
+        self._check_dtypes(pos, vel, node_attr, edge_attr)
         return ParticleInputs(pos, vel, node_attr, edge_attr if self.edge_attr_dim > 0 else None)
+
+    def _check_dtypes(
+        self, pos: Tensor, vel: Tensor, node_attr: Tensor, edge_attr: Tensor | None
+    ) -> None:
+        """``TypeError`` unless every input has the dtype of the model's parameters.
+
+        The policy: models follow ``.to(dtype)``; inputs are never cast silently.
+        """
+        dtype = next((p.dtype for p in self.parameters() if p.is_floating_point()), pos.dtype)
+        for name, t in (("pos", pos), ("vel", vel), ("node_attr", node_attr),
+                        ("edge_attr", edge_attr)):  # fmt: skip
+            if t is not None and t.dtype != dtype:
+                raise TypeError(
+                    f"{type(self).__name__} has {dtype} parameters but {name} is {t.dtype}: "
+                    f"convert the inputs ({name}.to({dtype})) or the model "
+                    f"(model.to({t.dtype}))"
+                )
 
     @abstractmethod
     def _predict(self, inputs: ParticleInputs, velocity: bool) -> tuple[Tensor, Tensor | None]:
