@@ -86,6 +86,7 @@ class ProductTable:
                     partner[k, i], sign[k, i] = j, float(s)
         self.partner = partner  # [16 (out), 16 (left)]
         self.sign = sign  # [16 (out), 16 (left)]
+        self.matrix = self.dense().reshape(256, 16)  # [16 left x 16 right, 16 out]
 
     def dense(self) -> torch.Tensor:
         """The map as a dense ``(16 left, 16 right, 16 out)`` float64 tensor."""

@@ -12,8 +12,9 @@ r"""Products and involutions of :math:`G(3,0,1)` multivectors ``(..., 16)``.
 * the invariant inner product :math:`\langle x, y\rangle = \langle \tilde x y\rangle_0`
   restricted to the blades without :math:`e_0`, i.e. :math:`\sum_{A \not\ni 0} x_A y_A`.
 
-Each product is a precomputed sparse bilinear map (:mod:`equidyn.ga.blades`): one gather of
-the right operand and a 16-term sum, no Python loops, ``torch.compile(fullgraph=True)``-clean.
+Each product is a precomputed sparse bilinear map (:mod:`equidyn.ga.blades`), evaluated as the
+outer product of the operands times its ``(256, 16)`` matrix: one multiply and one matrix
+product (forward and backward), no gathers, ``torch.compile(fullgraph=True)``-clean.
 
 >>> import torch
 >>> e1, e2 = torch.eye(16)[2], torch.eye(16)[3]
@@ -56,10 +57,10 @@ def check_multivector(x: Tensor, name: str = "x") -> None:
 def _bilinear(table: ProductTable, x: Tensor, y: Tensor) -> Tensor:
     check_multivector(x, "x")
     check_multivector(y, "y")
-    sign = table.sign.to(device=x.device, dtype=x.dtype)
-    partner = table.partner.to(x.device).reshape(-1)
-    y_g = y[..., partner].unflatten(-1, (16, 16))  # [..., 16 (out), 16 (left)]
-    return (x.unsqueeze(-2) * y_g * sign).sum(-1)  # [..., 16]
+    x, y = torch.broadcast_tensors(x, y)
+    matrix = table.matrix.to(device=x.device, dtype=x.dtype)  # [256 (left, right), 16 (out)]
+    pairs = (x.unsqueeze(-1) * y.unsqueeze(-2)).flatten(-2)  # [..., 256]
+    return pairs @ matrix  # [..., 16]
 
 
 def geometric_product(x: Tensor, y: Tensor) -> Tensor:
