@@ -96,10 +96,9 @@ class ProductTable:
         return d
 
 
-def product_table(rule: Callable[[tuple[int, ...], tuple[int, ...]], int | None]) -> ProductTable:
-    """Table of the geometric product kept where ``rule(a, b)`` (grades in, grade out) holds.
-
-    ``rule(grade_a, grade_b, grade_out) -> bool``.
+def product_table(rule: Callable[[int, int, int], bool]) -> ProductTable:
+    """Table of the geometric product restricted to the blade pairs where
+    ``rule(grade_left, grade_right, grade_out)`` holds (e.g. ``c == a + b``: the outer product).
     """
 
     def coeff(i: int, j: int) -> tuple[int, int]:

@@ -57,8 +57,9 @@ class EquiLinear(nn.Module):
 
     Output multivector ``o`` is ``Σ_c Σ_b W[o, c, b] maps[b](x_c)`` plus a bias and the input
     scalars on its scalar component; output scalars mix the input scalars and the scalar
-    components of the input multivectors. Weights are initialised so that unit-variance
-    inputs give outputs of unit variance per blade.
+    components of the input multivectors. The grade-projection weights start with variance
+    ``1 / in_channels`` (unit-variance inputs give unit-variance outputs through them), the
+    ``e0`` maps with a quarter of it.
     """
 
     def __init__(
