@@ -83,7 +83,7 @@ class TransformerBaseline(nn.Module):
 
 def build(name: str, width: int, blocks: int) -> nn.Module:
     if name == "gatr":
-        return GATr(node_attr_dim=1, channels=width, scalars=2 * width, n_blocks=blocks)
+        return GATr(node_attr_dim=1, num_features=width, num_scalars=2 * width, num_layers=blocks)
     if name in ("transformer", "transformer_aug"):
         return TransformerBaseline(width=8 * width, n_layers=blocks)
     if name == "segnn":

@@ -1,6 +1,6 @@
 """The packages of equidyn import each other in one direction only.
 
-From the bottom up: the file and cache helpers; ``o3``; ``nn`` (and ``testing``); ``graph``;
+From the bottom up: the file and cache helpers; ``o3``; ``nn`` (and ``testing``, ``ga``); ``graph``;
 ``models`` and ``data``; ``dynamics`` and ``calculators``; ``train`` (its quickstart runs MD
 with a calculator); ``experiments``; the demo, the package root and the command line. A module
 may import its own package and the layers below its own, never a layer above or a neighbour in
@@ -20,7 +20,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "equidyn"
 LAYERS: list[set[str]] = [
     {"_cache", "_io", "_deprecation"},
     {"o3"},
-    {"nn", "testing"},
+    {"nn", "testing", "ga"},  # ga: the geometric algebra G(3,0,1) and its layers
     {"graph"},
     {"models", "data"},
     {"dynamics", "calculators"},

@@ -22,7 +22,7 @@ def make_inputs(dtype: torch.dtype, batch: int = 2, n: int = 5, seed: int = 0):
 
 def small_model(dtype: torch.dtype = torch.float64) -> GATr:
     torch.manual_seed(0)
-    return GATr(node_attr_dim=1, channels=4, scalars=4, n_blocks=2, n_heads=2).to(dtype)
+    return GATr(node_attr_dim=1, num_features=4, num_scalars=4, num_layers=2, num_heads=2).to(dtype)
 
 
 SPECS = dict(

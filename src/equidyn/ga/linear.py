@@ -108,7 +108,7 @@ class EquiLinear(nn.Module):
             lift = lift + self.s_to_mv(scalars)  # [..., out_channels]
         out = torch.cat([out[..., :1] + lift.unsqueeze(-1), out[..., 1:]], -1)
         s_out = None
-        if self.out_scalars:
+        if self.mv_to_s is not None:  # out_scalars > 0
             s_out = self.mv_to_s(mv[..., 0])  # [..., out_scalars]
             if self.s_to_s is not None:
                 s_out = s_out + self.s_to_s(scalars)

@@ -34,7 +34,9 @@ __all__ = ["GATrBlock", "GATrNet"]
 
 
 def _add(a: Tensor | None, b: Tensor | None) -> Tensor | None:
-    return None if a is None else a + b
+    if a is None or b is None:
+        return a
+    return a + b
 
 
 class GATrBlock(nn.Module):

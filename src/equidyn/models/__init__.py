@@ -18,6 +18,7 @@ torch.Size([2, 5, 3])
 
 from equidyn.models.blocks import EdgeEmbedding, RadialWeightedConvolution, gate_irreps
 from equidyn.models.egnn import EGNN, EGNNLayer
+from equidyn.models.gatr import GATr
 from equidyn.models.gnn import GNN
 from equidyn.models.linear_dynamics import LinearDynamics
 from equidyn.models.mace import MACE
@@ -40,6 +41,7 @@ __all__ = [
     "EGNN",
     "EGNNLayer",
     "EdgeEmbedding",
+    "GATr",
     "GNN",
     "LinearDynamics",
     "MACE",

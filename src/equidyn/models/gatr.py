@@ -20,7 +20,7 @@ weight). Embedding mirrored Euclidean data gives :math:`+P`, i.e. the grade invo
 with every :math:`\rho_u`, which makes the model exactly E(3)-equivariant on Euclidean inputs
 at the price of two network evaluations (batched into one call).
 
-Call (the dynamics-model interface of :mod:`equidyn.models.egnn`)::
+Call (the particle-model contract, :class:`~equidyn.models.particles.ParticleModel`)::
 
     model(pos, vel, node_attr, edge_attr=None) -> predicted positions   # [batch, n, 3]
 
@@ -28,7 +28,7 @@ Edge attributes are not supported (``edge_attr_dim`` is 0): a transformer sees p
 pairs; pass per-particle quantities (masses) as ``node_attr``.
 
 >>> import torch
->>> model = GATr(node_attr_dim=1, channels=8, scalars=8, n_blocks=1, n_heads=2)
+>>> model = GATr(node_attr_dim=1, num_features=8, num_scalars=8, num_layers=1, num_heads=2)
 >>> pos, vel, mass = torch.randn(2, 5, 3), torch.randn(2, 5, 3), torch.rand(2, 5, 1)
 >>> model(pos, vel, mass).shape
 torch.Size([2, 5, 3])
@@ -37,12 +37,13 @@ torch.Size([2, 5, 3])
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from equidyn.ga.embedding import embed_point, extract_direction
 from equidyn.ga.products import grade_involution
 from equidyn.ga.transformer import GATrNet
-from equidyn.models.egnn import check_particle_inputs
+from equidyn.models.particles import ParticleInputs, ParticleModel, check_sizes
+from equidyn.models.registry import register_model
 
 __all__ = ["GATr"]
 
@@ -54,37 +55,53 @@ def _velocity_bivector(v: Tensor) -> Tensor:
     return mv.index_copy(-1, torch.tensor(_E0I, device=v.device), v)  # [..., 16]
 
 
-class GATr(nn.Module):
-    """GATr particle model; ``channels``/``scalars``: hidden multivector and scalar widths."""
+@register_model(kind="particle")
+class GATr(ParticleModel):
+    """GATr particle model (see the module docstring).
+
+    Args:
+        node_attr_dim: per-particle scalars (masses, charges), fed as auxiliary scalars.
+        edge_attr_dim: must be 0 (a transformer sees particles, not pairs).
+        num_features: multivector channels of the hidden tokens.
+        num_scalars: auxiliary scalar channels of the hidden tokens.
+        num_layers: GATr blocks.
+        num_heads: attention heads.
+    """
 
     def __init__(
         self,
         node_attr_dim: int = 1,
         edge_attr_dim: int = 0,
         *,
-        channels: int = 16,
-        scalars: int = 32,
-        n_blocks: int = 4,
-        n_heads: int = 4,
+        num_features: int = 16,
+        num_scalars: int = 32,
+        num_layers: int = 4,
+        num_heads: int = 4,
     ) -> None:
-        super().__init__()
         if edge_attr_dim != 0:
             raise ValueError(
                 f"GATr takes no edge attributes, got edge_attr_dim={edge_attr_dim!r}; "
                 "pass per-particle attributes as node_attr"
             )
-        if not isinstance(node_attr_dim, int) or node_attr_dim < 0:
+        if isinstance(node_attr_dim, bool) or not isinstance(node_attr_dim, int):
             raise ValueError(f"node_attr_dim must be a non-negative int, got {node_attr_dim!r}")
-        self.node_attr_dim, self.edge_attr_dim = node_attr_dim, 0
+        check_sizes(num_features=num_features, num_scalars=num_scalars, num_layers=num_layers,
+                    num_heads=num_heads)  # fmt: skip
+        super().__init__(node_attr_dim, 0)
         self.net = GATrNet(
             2,
             2,
             in_scalars=node_attr_dim,
-            channels=channels,
-            scalars=scalars,
-            n_blocks=n_blocks,
-            n_heads=n_heads,
+            channels=num_features,
+            scalars=num_scalars,
+            n_blocks=num_layers,
+            n_heads=num_heads,
         )
+
+    @property
+    def predicts_velocity(self) -> bool:
+        """Always: the second output channel gives the velocity."""
+        return True
 
     def embed(self, pos: Tensor, vel: Tensor) -> Tensor:
         """Tokens ``(batch, n, 2, 16)``: the position's point and the velocity's bivector."""
@@ -98,16 +115,8 @@ class GATr(nn.Module):
         direct, mirrored = out.chunk(2, 0)
         return 0.5 * (direct + grade_involution(mirrored))
 
-    def forward_state(
-        self, pos: Tensor, vel: Tensor, node_attr: Tensor, edge_attr: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """Predicted ``(positions, velocities)``, each ``(batch, n, 3)``."""
-        check_particle_inputs(pos, vel, node_attr, edge_attr, self.node_attr_dim, 0)
+    def _predict(self, inputs: ParticleInputs, velocity: bool) -> tuple[Tensor, Tensor | None]:
+        pos, vel, node_attr, _ = inputs
         out = self.symmetrised(self.embed(pos, vel), node_attr)
         shift = extract_direction(out) - out[..., 14:15] * pos[..., None, :]  # [batch, n, 2, 3]
-        return pos + shift[..., 0, :], vel + shift[..., 1, :]
-
-    def forward(
-        self, pos: Tensor, vel: Tensor, node_attr: Tensor, edge_attr: Tensor | None = None
-    ) -> Tensor:
-        return self.forward_state(pos, vel, node_attr, edge_attr)[0]  # [batch, n, 3]
+        return pos + shift[..., 0, :], (vel + shift[..., 1, :]) if velocity else None
