@@ -156,20 +156,25 @@ def run_one(row: str, seed: int, data, tests, args) -> dict:
 
 def summarise(runs: list[dict]) -> list[str]:
     """Markdown table, mean ± std over seeds."""
-    head = ("| model | params | upright | C4 | D4 | SO(2) | inv. err C4 | inv. err D4 | "
-            "train s |")  # fmt: skip
+    head = "| model | params | upright | C4 | D4 | SO(2) | inv. err C4 | inv. err D4 | train s |"
     lines = [head, "|" + "---|" * 9]
     for row in ROWS:
         rs = [r for r in runs if r["row"] == row]
-        if not rs:
-            continue
-        err = lambda k: "{:.2f} ± {:.2f}".format(*_ms([r["error_pct"][k] for r in rs]))
-        inv = lambda k: "{:.1e}".format(np.mean([r[k] for r in rs]))
-        secs = "{:.0f}".format(np.mean([r["train_seconds"] for r in rs]))
-        lines.append(f"| {row} | {rs[0]['params']} | {err('upright')} | {err('C4')} | "
-                     f"{err('D4')} | {err('SO2')} | {inv('invariance_C4')} | "
-                     f"{inv('invariance_D4')} | {secs} |")  # fmt: skip
+        if rs:
+            lines.append(_table_row(row, rs))
     return lines
+
+
+def _table_row(row: str, rs: list[dict]) -> str:
+    errs = [
+        "{:.2f} ± {:.2f}".format(*_ms([r["error_pct"][k] for r in rs]))
+        for k in ("upright", "C4", "D4", "SO2")
+    ]
+    invs = [
+        "{:.1e}".format(np.mean([r[k] for r in rs])) for k in ("invariance_C4", "invariance_D4")
+    ]
+    secs = "{:.0f}".format(np.mean([r["train_seconds"] for r in rs]))
+    return " | ".join(["", row, str(rs[0]["params"]), *errs, *invs, secs, ""]).strip()
 
 
 def _ms(v: list[float]) -> tuple[float, float]:
