@@ -168,3 +168,16 @@ def test_gram_schmidt_fallbacks_and_errors():
         PointCanonicalizer(inputs=["points", "spinors"], outputs=["points"])
     with pytest.raises(ValueError, match="scalar_dims"):
         PointCanonicalizer(inputs=["points", "scalars"], outputs=["points"])
+
+
+def test_canonical_nbody_quick(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "canonical_nbody.py"
+    spec = importlib.util.spec_from_file_location("canonical_nbody", script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    result = bench.main(["--quick", "--out", str(tmp_path / "cn")])
+    assert (tmp_path / "cn_quick" / "result_seed0.json").exists()
+    assert result["test"] > 0 and max(result["equivariance_error"].values()) < 1e-10
