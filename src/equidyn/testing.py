@@ -286,6 +286,17 @@ def assert_equivariant(
         dtype=dtype,
         generator=generator,
     )
+    return _check_errors(errors, atol, args_in, dtype, "equivariant")
+
+
+def _check_errors(
+    errors: dict[str, float],
+    atol: float | None,
+    args_in: Sequence[Any] | None,
+    dtype: torch.dtype | None,
+    what: str,
+) -> dict[str, float]:
+    """Raise ``AssertionError`` if an error exceeds ``atol`` (default: per floating dtype)."""
     if atol is None:
         floats = [
             a
@@ -297,8 +308,7 @@ def assert_equivariant(
     bad = {k: v for k, v in errors.items() if not v <= atol}
     if bad:
         raise AssertionError(
-            f"not equivariant: relative error {bad} exceeds tolerance {atol:g} "
-            f"(all errors: {errors})"
+            f"not {what}: relative error {bad} exceeds tolerance {atol:g} (all errors: {errors})"
         )
     return errors
 
@@ -395,14 +405,4 @@ def assert_group_equivariant(
     errors = group_equivariance_error(
         fn, group, actions_in, actions_out, args_in=args_in, dtype=dtype
     )
-    if atol is None:
-        floats = [a for a in _as_tuple(args_in) if isinstance(a, torch.Tensor)]
-        floats = [a for a in floats if a.is_floating_point()]
-        atol = default_tolerance(dtype or (floats[0].dtype if floats else torch.float64))
-    bad = {k: v for k, v in errors.items() if not v <= atol}
-    if bad:
-        raise AssertionError(
-            f"not {group!r}-equivariant: relative error {bad} exceeds tolerance {atol:g} "
-            f"(all errors: {errors})"
-        )
-    return errors
+    return _check_errors(errors, atol, args_in, dtype, f"{group!r}-equivariant")

@@ -60,18 +60,21 @@ def filter_transform(group: FiniteGroup, kernel_size: int, regular_input: bool) 
 
 
 class _GroupConvBase(torch.nn.Module):
+    regular_input: bool  # input over the group (GroupConv) or over the plane (LiftingConv)
+
     def __init__(
         self,
         group: FiniteGroup,
         in_channels: int,
         out_channels: int,
-        kernel_size: int,
-        regular_input: bool,
-        bias: bool,
-        padding: int | None,
-        stride: int,
+        kernel_size: int = 3,
+        *,
+        bias: bool = True,
+        padding: int | None = None,
+        stride: int = 1,
     ) -> None:
         super().__init__()
+        regular_input = self.regular_input
         for name, v in (("in_channels", in_channels), ("out_channels", out_channels),
                         ("kernel_size", kernel_size), ("stride", stride)):  # fmt: skip
             if not isinstance(v, int) or v < 1:
@@ -80,7 +83,6 @@ class _GroupConvBase(torch.nn.Module):
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride = kernel_size, stride
         self.padding = kernel_size // 2 if padding is None else padding
-        self.regular_input = regular_input
         g_in = group.order if regular_input else 1
         self.weight = torch.nn.Parameter(
             torch.randn(out_channels, in_channels, g_in * kernel_size * kernel_size)
@@ -135,20 +137,7 @@ class LiftingConv(_GroupConvBase):
     torch.Size([2, 8, 4, 9, 9])
     """
 
-    def __init__(
-        self,
-        group: FiniteGroup,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int = 3,
-        *,
-        bias: bool = True,
-        padding: int | None = None,
-        stride: int = 1,
-    ) -> None:
-        super().__init__(
-            group, in_channels, out_channels, kernel_size, False, bias, padding, stride
-        )
+    regular_input = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != self.in_channels:
@@ -171,18 +160,7 @@ class GroupConv(_GroupConvBase):
     torch.Size([2, 5, 8, 7, 7])
     """
 
-    def __init__(
-        self,
-        group: FiniteGroup,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int = 3,
-        *,
-        bias: bool = True,
-        padding: int | None = None,
-        stride: int = 1,
-    ) -> None:
-        super().__init__(group, in_channels, out_channels, kernel_size, True, bias, padding, stride)
+    regular_input = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 5 or x.shape[1] != self.in_channels or x.shape[2] != self.group.order:
