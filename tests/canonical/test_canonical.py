@@ -178,6 +178,7 @@ def test_canonical_nbody_quick(tmp_path):
     spec = importlib.util.spec_from_file_location("canonical_nbody", script)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    result = bench.main(["--quick", "--out", str(tmp_path / "cn")])
-    assert (tmp_path / "cn_quick" / "result_seed0.json").exists()
-    assert result["test"] > 0 and max(result["equivariance_error"].values()) < 1e-10
+    for backbone in ("gnn", "mlp"):
+        result = bench.main(["--quick", "--backbone", backbone, "--out", str(tmp_path / "cn")])
+        assert (tmp_path / "cn_quick" / f"result_{backbone}_seed0.json").exists()
+        assert result["test"] > 0 and max(result["equivariance_error"].values()) < 1e-10
