@@ -170,9 +170,7 @@ def _table_row(row: str, rs: list[dict]) -> str:
         "{:.2f} ± {:.2f}".format(*_ms([r["error_pct"][k] for r in rs]))
         for k in ("upright", "C4", "D4", "SO2")
     ]
-    invs = [
-        "{:.1e}".format(np.mean([r[k] for r in rs])) for k in ("invariance_C4", "invariance_D4")
-    ]
+    invs = [f"{np.mean([r[k] for r in rs]):.1e}" for k in ("invariance_C4", "invariance_D4")]
     secs = "{:.0f}".format(np.mean([r["train_seconds"] for r in rs]))
     return " | ".join(["", row, str(rs[0]["params"]), *errs, *invs, secs, ""]).strip()
 
