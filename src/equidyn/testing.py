@@ -25,6 +25,19 @@ Each entry of ``irreps_in`` / ``irreps_out`` says how the matching argument / ou
 >>> errors = assert_equivariant(cross, irreps_in=["1o", "1o"], irreps_out=["1e"])
 >>> sorted(errors)
 ['improper rotation', 'proper rotation']
+
+For a finite group of the plane (:mod:`equidyn.groups`), pass ``group=`` and describe each
+argument / output by its action instead of irreps: ``"image"`` (``(..., H, W)``),
+``"regular"`` (feature maps over the group, ``(..., |G|, H, W)``), ``"points"``
+(``(..., 2)``), ``"trivial"`` or ``None`` (unchanged), or a callable ``(group, g, x) -> x``.
+Every element of the group is tested (see :func:`group_equivariance_error`).
+
+>>> from equidyn.groups import Dihedral
+>>> blur = lambda x: torch.nn.functional.avg_pool2d(x, 3, stride=1, padding=1)
+>>> errors = assert_equivariant(blur, ["image"], ["image"], group=Dihedral(4),
+...                             args_in=[torch.randn(2, 5, 5, dtype=torch.float64)])
+>>> len(errors)
+8
 """
 
 from __future__ import annotations
@@ -34,10 +47,18 @@ from typing import Any
 
 import torch
 
+from equidyn.groups.actions import act_on_image, act_on_points, act_on_regular
+from equidyn.groups.finite import FiniteGroup
 from equidyn.o3.irreps import Irreps
 from equidyn.o3.rotations import rand_matrix
 
-__all__ = ["assert_equivariant", "equivariance_error", "default_tolerance"]
+__all__ = [
+    "assert_equivariant",
+    "equivariance_error",
+    "default_tolerance",
+    "group_equivariance_error",
+    "assert_group_equivariant",
+]
 
 CARTESIAN = "cartesian_points"
 Spec = Irreps | str | None
@@ -232,8 +253,12 @@ def assert_equivariant(
     dtype: torch.dtype | None = None,
     atol: float | None = None,
     generator: torch.Generator | None = None,
+    group: FiniteGroup | None = None,
 ) -> dict[str, float]:
     """Assert that ``fn`` is equivariant; returns the errors of :func:`equivariance_error`.
+
+    With ``group`` (a finite group of :mod:`equidyn.groups`), ``irreps_in`` / ``irreps_out``
+    are group actions and this is :func:`assert_group_equivariant` (``args_in`` required).
 
     The tolerance ``atol`` defaults to :func:`default_tolerance` of the floating dtype of the
     inputs (1e-10 in float64, 1e-4 in float32), relative to ``max(1, max|f(x)|)``.
@@ -242,6 +267,12 @@ def assert_equivariant(
     >>> double = lambda x: 2 * x
     >>> _ = assert_equivariant(double, irreps_in=["2x1o + 1x2e"], irreps_out=["2x1o + 1x2e"])
     """
+    if group is not None:
+        if args_in is None:
+            raise ValueError("assert_equivariant with a group needs args_in (the input tensors)")
+        return assert_group_equivariant(
+            fn, group, irreps_in, irreps_out, args_in=args_in, dtype=dtype, atol=atol
+        )
     errors = equivariance_error(
         fn,
         irreps_in,
@@ -255,6 +286,17 @@ def assert_equivariant(
         dtype=dtype,
         generator=generator,
     )
+    return _check_errors(errors, atol, args_in, dtype, "equivariant")
+
+
+def _check_errors(
+    errors: dict[str, float],
+    atol: float | None,
+    args_in: Sequence[Any] | None,
+    dtype: torch.dtype | None,
+    what: str,
+) -> dict[str, float]:
+    """Raise ``AssertionError`` if an error exceeds ``atol`` (default: per floating dtype)."""
     if atol is None:
         floats = [
             a
@@ -266,7 +308,101 @@ def assert_equivariant(
     bad = {k: v for k, v in errors.items() if not v <= atol}
     if bad:
         raise AssertionError(
-            f"not equivariant: relative error {bad} exceeds tolerance {atol:g} "
-            f"(all errors: {errors})"
+            f"not {what}: relative error {bad} exceeds tolerance {atol:g} (all errors: {errors})"
         )
     return errors
+
+
+GroupAction = str | Callable[[FiniteGroup, int, Any], Any] | None
+_GROUP_ACTIONS: dict[str, Callable[[FiniteGroup, int, torch.Tensor], torch.Tensor]] = {
+    "image": act_on_image,
+    "regular": act_on_regular,
+    "points": act_on_points,
+}
+
+
+def _parse_actions(actions: Sequence[GroupAction] | GroupAction, what: str) -> list[Any]:
+    if actions is None or isinstance(actions, str) or callable(actions):
+        actions = [actions]
+    out = []
+    for a in actions:
+        if a is None or a == "trivial":
+            out.append(None)
+        elif isinstance(a, str):
+            if a not in _GROUP_ACTIONS:
+                raise ValueError(
+                    f"{what} entry {a!r} is not a group action: expected one of "
+                    f"{sorted(_GROUP_ACTIONS) + ['trivial']}, None or a callable (group, g, x)"
+                )
+            out.append(_GROUP_ACTIONS[a])
+        elif callable(a):
+            out.append(a)
+        else:
+            raise TypeError(f"{what} entry {a!r} is not a group action")
+    return out
+
+
+def group_equivariance_error(
+    fn: Callable[..., Any],
+    group: FiniteGroup,
+    actions_in: Sequence[GroupAction] | GroupAction,
+    actions_out: Sequence[GroupAction] | GroupAction,
+    *,
+    args_in: Sequence[Any],
+    dtype: torch.dtype | None = None,
+) -> dict[str, float]:
+    r"""Equivariance error of ``fn`` for **every** element ``g`` of a finite group:
+    :math:`\max |f(g \cdot x) - g \cdot f(x)| / \max(1, \max|f(x)|)`, keyed by element name.
+
+    >>> import torch
+    >>> from equidyn.groups import Cyclic
+    >>> total = lambda x: x.sum(dim=(-2, -1))
+    >>> err = group_equivariance_error(total, Cyclic(4), ["image"], ["trivial"],
+    ...                                args_in=[torch.randn(3, 5, 5, dtype=torch.float64)])
+    >>> sorted(err), max(err.values()) < 1e-12
+    (['e', 'r^1', 'r^2', 'r^3'], True)
+    """
+    acts_in = _parse_actions(actions_in, "actions_in")
+    acts_out = _parse_actions(actions_out, "actions_out")
+    args = list(_as_tuple(args_in))
+    if len(args) != len(acts_in):
+        raise ValueError(f"got {len(args)} args_in but {len(acts_in)} actions_in entries")
+    if dtype is not None:
+        args = [_cast(a, dtype) for a in args]
+    out = _as_tuple(fn(*args))
+    if len(out) != len(acts_out):
+        raise ValueError(f"fn returned {len(out)} outputs but {len(acts_out)} actions_out entries")
+    scale = max([1.0] + [float(o.detach().abs().max()) for o in out if o.numel() > 0])
+    act = lambda a, g, x: x if a is None else a(group, g, x)
+    errors: dict[str, float] = {}
+    for g in group.elements():
+        out_g = _as_tuple(fn(*[act(a, g, x) for a, x in zip(acts_in, args)]))
+        g_out = [act(a, g, y) for a, y in zip(acts_out, out)]
+        errs = [float((a.detach() - b.detach()).abs().max()) / scale
+                for a, b in zip(out_g, g_out) if a.numel() > 0]  # fmt: skip
+        errors[group.element_name(g)] = max(errs, default=0.0)
+    return errors
+
+
+def assert_group_equivariant(
+    fn: Callable[..., Any],
+    group: FiniteGroup,
+    actions_in: Sequence[GroupAction] | GroupAction,
+    actions_out: Sequence[GroupAction] | GroupAction,
+    *,
+    args_in: Sequence[Any],
+    dtype: torch.dtype | None = None,
+    atol: float | None = None,
+) -> dict[str, float]:
+    """Assert :func:`group_equivariance_error` is below ``atol`` (default: per dtype, as
+    :func:`assert_equivariant`) for every element; returns the errors.
+
+    >>> import torch
+    >>> from equidyn.groups import Dihedral
+    >>> _ = assert_group_equivariant(torch.relu, Dihedral(4), "image", "image",
+    ...                              args_in=[torch.randn(2, 7, 7, dtype=torch.float64)])
+    """
+    errors = group_equivariance_error(
+        fn, group, actions_in, actions_out, args_in=args_in, dtype=dtype
+    )
+    return _check_errors(errors, atol, args_in, dtype, f"{group!r}-equivariant")
