@@ -19,10 +19,10 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "equidyn"
 
 LAYERS: list[set[str]] = [
     {"_cache", "_io", "_deprecation"},
-    {"o3"},
+    {"o3", "groups"},  # groups: finite groups C_N, D_N and their image convolutions
     {"nn", "testing", "ga"},  # ga: the geometric algebra G(3,0,1) and its layers
     {"graph"},
-    {"models", "data"},
+    {"models", "data", "canonical"},
     {"dynamics", "calculators"},
     {"train"},
     {"experiments"},

@@ -43,7 +43,7 @@ Every element of the group is tested (see :func:`group_equivariance_error`).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -270,8 +270,10 @@ def assert_equivariant(
     if group is not None:
         if args_in is None:
             raise ValueError("assert_equivariant with a group needs args_in (the input tensors)")
+        # with a group, irreps_in / irreps_out name group actions ("image", "points", ...)
+        actions_in, actions_out = cast(Any, irreps_in), cast(Any, irreps_out)
         return assert_group_equivariant(
-            fn, group, irreps_in, irreps_out, args_in=args_in, dtype=dtype, atol=atol
+            fn, group, actions_in, actions_out, args_in=args_in, dtype=dtype, atol=atol
         )
     errors = equivariance_error(
         fn,
@@ -324,7 +326,7 @@ _GROUP_ACTIONS: dict[str, Callable[[FiniteGroup, int, torch.Tensor], torch.Tenso
 def _parse_actions(actions: Sequence[GroupAction] | GroupAction, what: str) -> list[Any]:
     if actions is None or isinstance(actions, str) or callable(actions):
         actions = [actions]
-    out = []
+    out: list[Any] = []
     for a in actions:
         if a is None or a == "trivial":
             out.append(None)

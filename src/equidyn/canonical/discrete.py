@@ -50,7 +50,13 @@ class DiscreteFrame(Frame):
             )
 
 
-class ImageCanonicalizer(Canonicalizer):
+def _one(tensors: tuple[torch.Tensor, ...], what: str) -> tuple[torch.Tensor]:
+    if len(tensors) != 1:
+        raise TypeError(f"ImageCanonicalizer.{what} takes one image tensor, got {len(tensors)}")
+    return (tensors[0],)
+
+
+class ImageCanonicalizer(Canonicalizer[DiscreteFrame]):
     r"""Canonicalizer of images ``(B, C, H, W)`` over a finite group with a small G-CNN.
 
     Args:
@@ -94,7 +100,8 @@ class ImageCanonicalizer(Canonicalizer):
         h = self.conv(torch.relu(self.lift(x)))  # [B, 1, |G|, H, W]
         return h.mean(dim=(-2, -1))[:, 0]  # [B, |G|]
 
-    def frame(self, x: torch.Tensor) -> DiscreteFrame:
+    def frame(self, *inputs: torch.Tensor) -> DiscreteFrame:
+        (x,) = _one(inputs, "frame")
         s = self.scores(x)
         index = s.argmax(-1)
         soft = torch.softmax(s / self.temperature, dim=-1)
@@ -108,10 +115,12 @@ class ImageCanonicalizer(Canonicalizer):
         w = weights.reshape(*weights.shape, *([1] * (stack.dim() - 2)))
         return (w * stack).sum(1)
 
-    def to_canonical(self, frame: DiscreteFrame, x: torch.Tensor) -> tuple[torch.Tensor]:
+    def to_canonical(self, frame: DiscreteFrame, *inputs: torch.Tensor) -> tuple[torch.Tensor]:
+        (x,) = _one(inputs, "to_canonical")
         return (self._mix(frame.weights, x, inverse=True),)  # [B, C, H, W]
 
-    def from_canonical(self, frame: DiscreteFrame, y: torch.Tensor) -> tuple[torch.Tensor]:
+    def from_canonical(self, frame: DiscreteFrame, *outputs: torch.Tensor) -> tuple[torch.Tensor]:
+        (y,) = _one(outputs, "from_canonical")
         if self.output == "invariant":
             return (y,)
         return (self._mix(frame.weights, y, inverse=False),)

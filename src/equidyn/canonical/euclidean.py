@@ -79,7 +79,7 @@ def _orthogonalise(v: torch.Tensor, axes: list[torch.Tensor]) -> torch.Tensor:
 
 def _least_aligned_axis(axes: list[torch.Tensor]) -> torch.Tensor:
     eye = torch.eye(3, dtype=axes[0].dtype, device=axes[0].device)
-    align = sum((a @ eye).abs() for a in axes)  # [B, 3]
+    align = torch.stack([(a @ eye).abs() for a in axes]).sum(0)  # [B, 3]
     return eye[align.argmin(-1)]  # [B, 3]
 
 
@@ -131,7 +131,7 @@ def gram_schmidt_frame(
     return torch.stack([e1, e2, e3], dim=-1), bad1 | bad2 | bad3  # [B, 3, 3], [B]
 
 
-class PointCanonicalizer(Canonicalizer):
+class PointCanonicalizer(Canonicalizer[EuclideanFrame]):
     r"""E(3) (``group="O3"``) or SE(3) (``group="SO3"``) canonicalizer of point sets.
 
     Args:

@@ -16,37 +16,41 @@ its representation to the outputs of the backbone.
 
 from __future__ import annotations
 
-from typing import Any
+from abc import ABC, abstractmethod
+from typing import Any, Generic, TypeVar
 
 import torch
 
-__all__ = ["Frame", "Canonicalizer", "Canonicalized"]
+__all__ = ["Frame", "FrameT", "Canonicalizer", "Canonicalized"]
 
 
-class Frame:
+class Frame(ABC):
     """A batch of group elements produced by a canonicalizer (see the subclasses)."""
 
+    @abstractmethod
     def check(self) -> None:
         """Raise ``ValueError`` unless every entry is a valid group element."""
-        raise NotImplementedError
 
 
-class Canonicalizer(torch.nn.Module):
-    """Base class: a network that predicts a group element per input."""
+FrameT = TypeVar("FrameT", bound=Frame)
 
-    def frame(self, *inputs: torch.Tensor) -> Frame:
+
+class Canonicalizer(torch.nn.Module, ABC, Generic[FrameT]):
+    """Base class: a network that predicts a group element (a ``FrameT``) per input."""
+
+    @abstractmethod
+    def frame(self, *inputs: torch.Tensor) -> FrameT:
         """The group element :math:`h(x)` of each input of the batch."""
-        raise NotImplementedError
 
-    def to_canonical(self, frame: Frame, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    @abstractmethod
+    def to_canonical(self, frame: FrameT, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         r""":math:`\rho_{in}(h)^{-1} x` for every input."""
-        raise NotImplementedError
 
-    def from_canonical(self, frame: Frame, *outputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    @abstractmethod
+    def from_canonical(self, frame: FrameT, *outputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         r""":math:`\rho_{out}(h)\, y` for every output of the backbone."""
-        raise NotImplementedError
 
-    def prior_loss(self, frame: Frame) -> torch.Tensor:
+    def prior_loss(self, frame: FrameT) -> torch.Tensor:
         """Regulariser pulling the frames towards the identity (zero if not defined)."""
         return torch.zeros(())
 

@@ -104,7 +104,10 @@ class _GroupConvBase(torch.nn.Module):
             bank = w[:, :, self.index]  # [C_out, C_in, |G|, n]
             bank = bank.permute(0, 2, 1, 3)
         else:
-            bank = torch.einsum("gpq,oiq->ogip", self.transform.to(w), w)
+            transform = self.transform
+            if transform is None:  # one of index / transform is always set in __init__
+                raise RuntimeError("group convolution has neither an index nor a transform")
+            bank = torch.einsum("gpq,oiq->ogip", transform.to(w), w)
         k = self.kernel_size
         return bank.reshape(self.out_channels * self.group.order, -1, k, k)
 
