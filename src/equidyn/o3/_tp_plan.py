@@ -340,6 +340,6 @@ def _plan_uvw(spec: _Spec, idx: list[int], consts: _Constants) -> tuple[UvwGroup
                     ]
                     groups.append(UvwGroup(kind, a, c, tuple(by_kind[kind]), tuple(cs)))
             for i in by_kind["x2"]:
-                cs = (consts.add(cgs[i].permute(0, 2, 1).reshape(d1, -1)),)
-                groups.append(UvwGroup("x2", a, c, (i,), cs))
+                c2 = consts.add(cgs[i].permute(0, 2, 1).reshape(d1, -1))
+                groups.append(UvwGroup("x2", a, c, (i,), (c2,)))
     return tuple(groups)

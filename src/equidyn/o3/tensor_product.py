@@ -44,6 +44,13 @@ that share an input block, and apply it to all channels at once with one batched
 channel weights are applied to the result. Fully connected ``uvw`` paths contract the
 channels with large GEMMs, each path contracting whichever of its two inputs or its output has
 the smallest irrep dimension with the weights first. See ``docs/performance.md``.
+
+**Structure.** :class:`TensorProduct` checks the paths, computes the normalization and the
+weight layout, and builds one frozen plan at construction (``equidyn.o3._tp_plan``: the kernel
+groups and their Clebsch–Gordan constants). Each call goes to the first backend of one ordered
+list that supports it (``equidyn.o3._tp_backends``: the native C kernel for the convolution on
+CPU, the eager torch-op kernel, the functional version ``equidyn.o3._tp_functional``); all of
+them read the same plan and compute the same numbers.
 """
 
 from __future__ import annotations
