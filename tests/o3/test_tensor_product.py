@@ -61,7 +61,7 @@ _UVW_ORDER_PATHS = [
 
 
 def _uvw_orders_tp() -> o3.TensorProduct:
-    """A product whose uvw paths take all three contraction orders (see _build_plan)."""
+    """A product whose uvw paths take all three contraction orders (see _tp_plan.uvw_kind)."""
     return o3.TensorProduct(
         "2x0e+3x1o+2x2e",
         "2x0e+2x1o",
@@ -426,13 +426,13 @@ def test_convolution_fast_path_gradients(shared):
     tp = o3.TensorProduct(
         "2x0e+2x1o", "1x0e+1x1o+1x2e", "2x0e+2x1o+2x1e+2x2o", paths, internal_weights=False
     ).to(F64)
-    assert tp._conv_plan is not None and not tp._conv_plan.covered
+    assert tp._plan.convolution and not tp._plan.uvu.covered
     g = torch.Generator().manual_seed(4)
     x1 = torch.randn(2, tp.irreps_in1.dim, dtype=F64, generator=g, requires_grad=True)
     x2 = torch.randn(2, tp.irreps_in2.dim, dtype=F64, generator=g, requires_grad=True)
     shape = (tp.weight_numel,) if shared else (2, tp.weight_numel)
     w = torch.randn(*shape, dtype=F64, generator=g, requires_grad=True)
-    ref = tp._functional(x1, x2, w, shared, 2)
+    ref = tp._functional(x1, x2, w)
     torch.testing.assert_close(tp(x1, x2, w), ref, atol=1e-12, rtol=0)
     assert torch.autograd.gradcheck(tp, (x1, x2, w))
 
@@ -441,7 +441,7 @@ def test_convolution_fast_path_gradients(shared):
         (gx1,) = torch.autograd.grad(f(x1, x2, w).pow(2).sum(), x1, create_graph=True)
         return torch.autograd.grad(gx1.pow(2).sum(), (x1, x2, w))
 
-    functional = lambda a, b, c: tp._functional(a, b, c, shared, 2)  # noqa: E731
+    functional = tp._functional
     for fast, ref in zip(second(tp), second(functional)):
         torch.testing.assert_close(fast, ref, atol=1e-10, rtol=0)
 
@@ -466,7 +466,7 @@ def test_uvw_contraction_orders_match_e3nn(per_sample):
     tpu = o3.TensorProduct(
         "2x0e+3x1o+2x2e", "2x0e+2x1o", "3x0e+2x1o+2x2e+2x2o", unweighted, internal_weights=False
     ).to(F64)
-    n0, n1 = tp._woffsets[1], tp._woffsets[2]  # the unit weights of path 1
+    n0, n1 = tp._plan.weights.offsets[1], tp._plan.weights.offsets[2]  # the unit weights of path 1
     w1 = w.detach().clone()
     w1[..., n0:n1] = 1.0
     wu = torch.cat([w1[..., :n0], w1[..., n1:]], dim=-1)
@@ -520,10 +520,10 @@ def test_fully_connected_keeps_no_outer_intermediate_for_backward():
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         out = tp(x1, x2)
     kept_bytes = sum(t.untyped_storage().nbytes() for t in kept.values())
-    general = [g for g in tp._uvw_groups if g["kind"] == "out"]
+    general = [g for g in tp._plan.uvw if g.kind == "out"]
     assert len(general) == 6  # 0e/1o/2e x same -> 0e, 1o x 2e -> 1o, 2e x 1o -> 1o, 2e x 2e -> 2e
     # one [n, d3 * V, U] float32 intermediate per general group, had it been kept
-    t_bytes = sum(n * tp.irreps_out[g["c"]].ir.dim * 32 * 32 * 4 * len(g["paths"]) for g in general)
+    t_bytes = sum(n * tp.irreps_out[g.c].ir.dim * 32 * 32 * 4 * len(g.paths) for g in general)
     assert kept_bytes < t_bytes
     out.sum().backward()
     assert x1.grad is not None and tp.weight.grad is not None

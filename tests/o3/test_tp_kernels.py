@@ -8,7 +8,8 @@ import torch
 
 from equidyn import o3
 from equidyn.o3 import _native
-from equidyn.o3._tp_kernels import _bmm, plan_runs
+from equidyn.o3._tp_kernels import _bmm
+from equidyn.o3._tp_plan import plan_runs
 
 F64 = torch.float64
 
@@ -43,9 +44,9 @@ def _product() -> o3.TensorProduct:
 
 
 def test_plan_has_runs_and_second_writers():
-    plan = _product()._conv_plan
-    assert plan is not None and not plan.covered
-    runs = {(g.d1, r.Q, r.first) for g in plan.groups for r in g.runs}
+    plan = _product()._plan
+    assert plan.convolution and not plan.uvu.covered
+    runs = {(g.d1, r.Q, r.first) for g in plan.uvu.groups for r in g.runs}
     assert (1, 2, True) in runs and (3, 2, True) in runs  # runs of two paths
     assert (3, 1, False) in runs  # second writer into block 0
 
@@ -69,7 +70,7 @@ def test_kernel_matches_functional_and_gradcheck(shared):
     shape = (tp.weight_numel,) if shared else (Z, tp.weight_numel)
     w = torch.randn(*shape, dtype=F64, generator=g, requires_grad=True)
     out = tp(x1, x2, w)
-    ref = tp._functional(x1, x2, w, shared, Z)
+    ref = tp._functional(x1, x2, w)
     torch.testing.assert_close(out, ref, atol=1e-12, rtol=0)
     assert out[:, -5 * 3 :].abs().max() == 0  # unreached 2e block
     go = torch.randn_like(out)
@@ -84,7 +85,7 @@ def test_kernel_matches_functional_and_gradcheck(shared):
         (gw,) = torch.autograd.grad(f(x1, x2, w).pow(2).sum(), w, create_graph=True)
         return torch.autograd.grad(gw.pow(2).sum(), (x1, x2, w))
 
-    functional = lambda a, b, c: tp._functional(a, b, c, shared, Z)  # noqa: E731
+    functional = tp._functional
     for a, b in zip(second(tp), second(functional)):
         torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
 
@@ -96,7 +97,7 @@ def test_kernel_only_some_gradients_and_empty_batch():
     x2 = torch.randn(4, tp.irreps_in2.dim, dtype=F64, generator=g, requires_grad=True)
     w = torch.randn(4, tp.weight_numel, dtype=F64, generator=g)
     (gx2,) = torch.autograd.grad(tp(x1, x2, w).square().sum(), x2)
-    (ref,) = torch.autograd.grad(tp._functional(x1, x2, w, False, 4).square().sum(), x2)
+    (ref,) = torch.autograd.grad(tp._functional(x1, x2, w).square().sum(), x2)
     torch.testing.assert_close(gx2, ref, atol=1e-12, rtol=0)
 
     e1 = torch.zeros(0, tp.irreps_in1.dim, dtype=F64, requires_grad=True)

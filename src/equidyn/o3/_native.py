@@ -2,7 +2,7 @@ r"""Native (C, compiled on first use) CPU kernel of the convolution tensor produ
 
 The hot loop of NequIP, MACE, TFN and SEGNN is a channelwise ``uvu`` tensor product of node
 features with the spherical harmonics of each edge, weighted per edge and channel. With the
-plan of :mod:`equidyn.o3._tp_kernels` (groups of paths per ``x1`` block ``a``, runs of paths
+plan of :mod:`equidyn.o3._tp_plan` (groups of paths per ``x1`` block ``a``, runs of paths
 with adjacent outputs), every sample :math:`z` computes, per group,
 
 .. math::
@@ -191,7 +191,7 @@ class NativeConv:
 
     ``groups`` ``[G, 8]``: ``x1_off, U, d1, K, nz_begin, nz_end, run_begin, run_end``;
     ``runs`` ``[R, 6]``: ``k0, Q, d3, out_off, w_off, first`` (see
-    :class:`equidyn.o3._tp_kernels.ConvRun`); the nonzero entries of every group's
+    :class:`equidyn.o3._tp_plan.UvuRun`); the nonzero entries of every group's
     ``C_a`` ``[dim2, K, d1]`` as rows ``nz_j``, flat columns ``nz_ki = k d1 + i`` and values
     (float64, rounded once per dtype).
     """

@@ -8,17 +8,18 @@ dimension :math:`d_1`) and the paths :math:`p = (a, b, c)` that start from it,
     Y_z = M_z X^{(1)\top}_{a,z} \in \mathbb{R}^{K \times U}, \qquad
     z^{(c)}_{z, u k} \mathrel{+}= w_{z, p, u}\, Y_{z, (p, k), u}
 
-with :math:`C_a` all normalized Clebsch–Gordan tensors of those paths stacked
-(:math:`K = \sum_p d_3`). Inside the kernel the channel index :math:`u` is the fastest one
-("ir_mul" layout, :math:`Y` is ``[Z, K, U]``): the per-sample products are ``[K, d1] @ [d1, U]``
-matrices with ``U`` contiguous outputs, and the weights ``w[z, p, :]`` are contiguous rows that
-broadcast over the :math:`d_3` rows of a path. The paths of a group are ordered by output
-position, and **runs** of paths with the same :math:`d_3` whose output blocks and weights are
-both adjacent are handled as one unit (in ``ChannelwiseTensorProduct`` every run is a single
-path). One strided multiplication per run writes :math:`Y \cdot w` straight into the run's slab
-of the output, transposing to the ``mul_ir`` layout on the way (no scatter, no gathered
-weights). Tiny per-sample products with a short contraction use broadcast multiply-adds
-(:func:`_bmm`).
+with :math:`C_a` all normalized Clebsch–Gordan tensors of those paths stacked (:math:`K = \sum_p
+d_3`). Inside the kernel the channel index :math:`u` is the fastest one ("ir_mul" layout,
+:math:`Y` is ``[Z, K, U]``): the per-sample products are ``[K, d1] @ [d1, U]`` matrices with
+``U`` contiguous outputs, and the weights ``w[z, p, :]`` are contiguous rows that broadcast over
+the :math:`d_3` rows of a path. The plan (groups of paths, their constants :math:`C_a` and runs)
+is the ``uvu`` part of :class:`equidyn.o3._tp_plan.TensorProductPlan`, which the native kernel
+and the functional version read too. The paths of a group are ordered by output position, and
+**runs** of paths with the same :math:`d_3` whose output blocks and weights are both adjacent
+are handled as one unit (in ``ChannelwiseTensorProduct`` every run is a single path). One
+strided multiplication per run writes :math:`Y \cdot w` straight into the run's slab of the
+output, transposing to the ``mul_ir`` layout on the way (no scatter, no gathered weights). Tiny
+per-sample products with a short contraction use broadcast multiply-adds (:func:`_bmm`).
 
 The backward uses the same layout: the weighted output gradient
 :math:`\bar G_z = (w \odot G)_z` (``[K, U]``, built run by run from strided views of the
@@ -27,7 +28,7 @@ output gradient) gives :math:`\partial X^{(1)\top} = M^\top \bar G` and
 :math:`\partial w_{z,p,u} = \sum_k G_{z,(p,k),u} Y_{z,(p,k),u}` uses the saved :math:`Y`.
 
 The functional version (plain differentiable torch ops) lives in
-:mod:`equidyn.o3.tensor_product` and is what ``torch.compile`` traces; this module computes
+:mod:`equidyn.o3._tp_functional` and is what ``torch.compile`` traces; this module computes
 the same numbers in eager mode. When a graph of the backward is requested
 (``create_graph=True``, e.g. a loss on forces), the backward instead differentiates the
 functional version, so higher derivatives are exact.
@@ -36,87 +37,26 @@ functional version, so higher derivatives are exact.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
-
-@dataclass(frozen=True)
-class ConvRun:
-    """``Q`` paths of one group with the same ``d3`` whose output blocks (each ``U x d3``)
-    are adjacent, starting at output column ``out_off``; their rows in ``Y`` start at ``k0``."""
-
-    k0: int
-    Q: int
-    d3: int
-    out_off: int
-    w_off: int  # first weight of the run (U weights per path, paths adjacent)
-    first: bool  # no earlier run writes these output blocks
+from equidyn.o3._tp_plan import UvuGroup, UvuPlan, UvuRun
 
 
-@dataclass(frozen=True)
-class ConvGroup:
-    x1_off: int
-    U: int
-    d1: int
-    K: int
-    runs: tuple[ConvRun, ...]
-
-
-@dataclass(frozen=True)
-class ConvPlan:
-    groups: tuple[ConvGroup, ...]
-    dim_out: int
-    dim1: int
-    dim2: int
-    numel: int
-    covered: bool  # every output column written by some path
-    x1_covered: bool = False  # every column of x1 read by some group
-    w_covered: bool = False  # every weight used by some path
-
-
-def plan_runs(
-    paths: list[tuple[int, int, int, bool]], U: int
-) -> tuple[list[tuple[int, int, int, bool]], list[list[int]]]:
-    """Split a group's paths ``(out_off, d3, w_off, first)`` into runs, in the order of their
-    output columns.
-
-    Returns the runs as ``(out_off, d3, w_off, first)`` and, for each run, the indices of its
-    paths in ``paths``. A run continues while ``d3`` and ``first`` stay the same and the next
-    path's output block and weights start where the previous path's end.
-
-    >>> plan_runs([(0, 1, 0, True), (64, 3, 64, True), (32, 1, 32, True)], U=32)
-    ([(0, 1, 0, True), (64, 3, 64, True)], [[0, 2], [1]])
-    """
-    order = sorted(range(len(paths)), key=lambda i: paths[i][0])
-    runs: list[tuple[int, int, int, bool]] = []
-    members: list[list[int]] = []
-    end = wend = -1
-    for i in order:
-        off, d3, w_off, first = paths[i]
-        if runs and (off, w_off) == (end, wend) and (runs[-1][1], runs[-1][3]) == (d3, first):
-            members[-1].append(i)
-        else:
-            runs.append((off, d3, w_off, first))
-            members.append([i])
-        end, wend = off + U * d3, w_off + U
-    return runs, members
-
-
-def _run_weights(w: Tensor, r: ConvRun, U: int) -> Tensor:
+def _run_weights(w: Tensor, r: UvuRun, U: int) -> Tensor:
     """``w[(z,) q, u]`` of the paths of run ``r`` (adjacent in ``w``): a ``[(Z,) Q, U]`` view."""
     return w.narrow(-1, r.w_off, r.Q * U).unflatten(-1, (r.Q, U))
 
 
-def _out_view(t: Tensor, r: ConvRun, U: int) -> Tensor:
+def _out_view(t: Tensor, r: UvuRun, U: int) -> Tensor:
     """The slab of run ``r`` in a ``[Z, dim_out]`` tensor, as ``[Z, Q, d3, U]`` (strided)."""
     slab = t.narrow(1, r.out_off, r.Q * U * r.d3)  # [Z, Q * U * d3]
     return slab.view(t.shape[0], r.Q, U, r.d3).transpose(2, 3)
 
 
-def _x1_t(x1: Tensor, g: ConvGroup) -> Tensor:
+def _x1_t(x1: Tensor, g: UvuGroup) -> Tensor:
     """Block ``a`` of x1 in ``ir_mul`` order, contiguous: ``[Z, d1, U]``."""
     xa = x1.narrow(1, g.x1_off, g.U * g.d1).unflatten(1, (g.U, g.d1))  # [Z, U, d1]
     return xa.transpose(1, 2).contiguous()
@@ -172,7 +112,7 @@ class ConvFunction(torch.autograd.Function):
     @staticmethod
     def forward(  # type: ignore[override]
         ctx: Any,
-        plan: ConvPlan,
+        plan: UvuPlan,
         reference: Callable[..., Tensor],
         x1: Tensor,
         x2: Tensor,
@@ -213,7 +153,7 @@ class ConvFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        plan: ConvPlan = ctx.plan
+        plan: UvuPlan = ctx.plan
         saved = ctx.saved_tensors
         x1, x2, w = saved[:3]
         n = len(plan.groups)
@@ -232,46 +172,71 @@ class ConvFunction(torch.autograd.Function):
             gx2 = torch.zeros_like(x2)
         if need[2]:
             gw = torch.empty_like(w) if plan.w_covered and w.ndim > 1 else torch.zeros_like(w)
-        shared = w.ndim == 1
         if Z == 0:
             return (None, None, gx1, gx2, gw, *([None] * n))
         for grp, C, MT, xt in zip(plan.groups, Cs, Ms, xts):
-            U, d1, K = grp.U, grp.d1, grp.K  # MT [Z, K, d1], xt [Z, d1, U]
-            y = next(ys) if (gw is not None and d1 > 1) else None
-            GW = x1.new_empty(Z, K, U)  # weighted output gradient
-            scratch = None
-            for r in grp.runs:
-                G = _out_view(g, r, U)  # [Z, Q, d3, U] (strided view of g)
-                ws = _run_weights(w, r, U)  # [(Z,) Q, U]
-                gwr = GW.narrow(1, r.k0, r.Q * r.d3).unflatten(1, (r.Q, r.d3))
-                torch.mul(G, ws.unsqueeze(-2), out=gwr)
-                if gw is None:
-                    continue
-                if y is None:  # scalar block: Y = M x1
-                    m = MT.narrow(1, r.k0, r.Q * r.d3).view(Z, r.Q, r.d3, 1)
-                else:
-                    m = y.narrow(1, r.k0, r.Q * r.d3).view(Z, r.Q, r.d3, U)
-                if scratch is None:
-                    scratch = x1.new_empty(Z * K * U)
-                prod = scratch[: Z * r.Q * r.d3 * U].view(Z, r.Q, r.d3, U)
-                torch.mul(G, m, out=prod)
-                if shared:
-                    s = prod.sum((0, 2)) if y is not None else (prod.sum(2) * xt).sum(0)
-                    gw.narrow(0, r.w_off, r.Q * U).view(r.Q, U).add_(s)
-                else:
-                    dst = gw.narrow(1, r.w_off, r.Q * U).view(Z, r.Q, U)
-                    if y is None:
-                        torch.mul(prod.sum(2), xt, out=dst)
-                    else:
-                        torch.sum(prod, 2, out=dst)
-            if gx1 is not None:
-                gxa = gx1.narrow(1, grp.x1_off, U * d1).unflatten(1, (U, d1))
-                gxa.copy_(_bmm(MT.transpose(1, 2), GW).transpose(1, 2))  # [Z, U, d1]
-            if gx2 is not None:
-                gM = _bmm(xt, GW.transpose(1, 2))  # [Z, d1, K]
-                Ct = C.view(-1, K, d1).transpose(1, 2).reshape(-1, d1 * K)  # columns (i, k)
-                gx2.addmm_(gM.view(Z, d1 * K), Ct.t())
+            y = next(ys) if (gw is not None and grp.d1 > 1) else None
+            _group_backward(grp, g, w, C, MT, xt, y, gx1, gx2, gw)
         return (None, None, gx1, gx2, gw, *([None] * n))
+
+
+def _group_backward(
+    grp: UvuGroup,
+    g: Tensor,
+    w: Tensor,
+    C: Tensor,
+    MT: Tensor,
+    xt: Tensor,
+    y: Tensor | None,
+    gx1: Tensor | None,
+    gx2: Tensor | None,
+    gw: Tensor | None,
+) -> None:
+    """Add the gradients of one group (``MT`` ``[Z, K, d1]``, ``xt`` ``[Z, d1, U]``, the kept
+    ``y`` ``[Z, K, U]`` or ``None``) into ``gx1``, ``gx2`` and ``gw`` (where not ``None``)."""
+    Z, (U, d1, K) = g.shape[0], (grp.U, grp.d1, grp.K)
+    GW = g.new_empty(Z, K, U)  # weighted output gradient
+    scratch = None
+    for r in grp.runs:
+        G = _out_view(g, r, U)  # [Z, Q, d3, U] (strided view of g)
+        ws = _run_weights(w, r, U)  # [(Z,) Q, U]
+        gwr = GW.narrow(1, r.k0, r.Q * r.d3).unflatten(1, (r.Q, r.d3))
+        torch.mul(G, ws.unsqueeze(-2), out=gwr)
+        if gw is None:
+            continue
+        if scratch is None:
+            scratch = g.new_empty(Z * K * U)
+        _run_weight_grad(r, G, MT, xt, y, scratch, gw)
+    if gx1 is not None:
+        gxa = gx1.narrow(1, grp.x1_off, U * d1).unflatten(1, (U, d1))
+        gxa.copy_(_bmm(MT.transpose(1, 2), GW).transpose(1, 2))  # [Z, U, d1]
+    if gx2 is not None:
+        gM = _bmm(xt, GW.transpose(1, 2))  # [Z, d1, K]
+        Ct = C.view(-1, K, d1).transpose(1, 2).reshape(-1, d1 * K)  # columns (i, k)
+        gx2.addmm_(gM.view(Z, d1 * K), Ct.t())
+
+
+def _run_weight_grad(
+    r: UvuRun, G: Tensor, MT: Tensor, xt: Tensor, y: Tensor | None, scratch: Tensor, gw: Tensor
+) -> None:
+    """``gw[(z,) p, u] = sum_k G[z, p, k, u] Y[z, (p, k), u]`` for the paths of run ``r``
+    (``Y = M x1`` for a scalar block, where ``y`` is ``None``)."""
+    Z, U = G.shape[0], xt.shape[2]
+    if y is None:  # scalar block: Y = M x1
+        m = MT.narrow(1, r.k0, r.Q * r.d3).view(Z, r.Q, r.d3, 1)
+    else:
+        m = y.narrow(1, r.k0, r.Q * r.d3).view(Z, r.Q, r.d3, U)
+    prod = scratch[: Z * r.Q * r.d3 * U].view(Z, r.Q, r.d3, U)
+    torch.mul(G, m, out=prod)
+    if gw.ndim == 1:  # shared weights
+        s = prod.sum((0, 2)) if y is not None else (prod.sum(2) * xt).sum(0)
+        gw.narrow(0, r.w_off, r.Q * U).view(r.Q, U).add_(s)
+    else:
+        dst = gw.narrow(1, r.w_off, r.Q * U).view(Z, r.Q, U)
+        if y is None:
+            torch.mul(prod.sum(2), xt, out=dst)
+        else:
+            torch.sum(prod, 2, out=dst)
 
 
 def _outer_t(M: Tensor, xt: Tensor) -> Tensor:

@@ -267,6 +267,19 @@ def symmetric_power_count(irreps: Irreps | str, ir_out: Irrep | str, degree: int
 
 
 # --------------------------------------------------------------------------- the layer
+def _monomial_gathers(d: int, correlation: int) -> dict[int, tuple[Tensor, Tensor]]:
+    """For every degree ``nu`` in ``2..correlation``: the indices ``(a, b)`` such that monomial
+    ``r`` of degree ``nu`` is (monomial ``a[r]`` of degree ``nu - 1``) times ``x[b[r]]``."""
+    gather: dict[int, tuple[Tensor, Tensor]] = {}
+    for nu in range(2, correlation + 1):
+        prev = {t: r for r, t in enumerate(_sorted_tuples(d, nu - 1))}
+        tuples = _sorted_tuples(d, nu)
+        a = torch.tensor([prev[t[:-1]] for t in tuples], dtype=torch.long)
+        b = torch.tensor([t[-1] for t in tuples], dtype=torch.long)
+        gather[nu] = (a, b)
+    return gather
+
+
 class SymmetricContraction(nn.Module):
     r"""Channel-wise equivariant polynomial of degree ``1..correlation`` with per-species
     weights (MACE's product basis, see the module docstring).
@@ -313,18 +326,20 @@ class SymmetricContraction(nn.Module):
         self.m_out = sum(self.out_dims)
 
         self.n_mono = [math.comb(self.d + nu - 1, nu) for nu in range(1, correlation + 1)]
-        # a monomial of degree nu = (monomial of degree nu-1 at index a) * (x at index b)
-        gather: dict[int, tuple[Tensor, Tensor]] = {}
-        for nu in range(2, correlation + 1):
-            prev = {t: r for r, t in enumerate(_sorted_tuples(self.d, nu - 1))}
-            tuples = _sorted_tuples(self.d, nu)
-            a = torch.tensor([prev[t[:-1]] for t in tuples], dtype=torch.long)
-            b = torch.tensor([t[-1] for t in tuples], dtype=torch.long)
-            gather[nu] = (a, b)
+        gather = _monomial_gathers(self.d, correlation)
+        for nu, (a, b) in gather.items():
             if nu < correlation:  # the top degree is never built (see forward)
                 self.register_buffer(f"mono_a_{nu}", a, persistent=False)
                 self.register_buffer(f"mono_b_{nu}", b, persistent=False)
+        self._register_bases(per_channel, gather)
 
+    def _register_bases(
+        self, per_channel: Irreps, gather: dict[int, tuple[Tensor, Tensor]]
+    ) -> None:
+        """The fixed bases ``basis_{nu}_{i}`` (float64 masters kept for exact ``.to()``) and
+        the weights ``weight_{nu}_{i}`` ``[num_species, K, C]`` of every degree and output
+        irrep that has polynomials."""
+        correlation = self.correlation
         self.weight_names: list[tuple[int, int, str]] = []  # (degree, out index, name)
         self._masters: dict[str, Tensor] = {}
         counts = {}
@@ -351,7 +366,7 @@ class SymmetricContraction(nn.Module):
                 )
                 name = f"weight_{nu}_{i}"
                 self.register_parameter(
-                    name, nn.Parameter(torch.randn(num_species, k, self.num_channels))
+                    name, nn.Parameter(torch.randn(self.num_species, k, self.num_channels))
                 )
                 self.weight_names.append((nu, i, name))
         self.path_counts = counts

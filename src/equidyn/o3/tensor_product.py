@@ -44,6 +44,13 @@ that share an input block, and apply it to all channels at once with one batched
 channel weights are applied to the result. Fully connected ``uvw`` paths contract the
 channels with large GEMMs, each path contracting whichever of its two inputs or its output has
 the smallest irrep dimension with the weights first. See ``docs/performance.md``.
+
+**Structure.** :class:`TensorProduct` checks the paths, computes the normalization and the
+weight layout, and builds one frozen plan at construction (``equidyn.o3._tp_plan``: the kernel
+groups and their Clebsch–Gordan constants). Each call goes to the first backend of one ordered
+list that supports it (``equidyn.o3._tp_backends``: the native C kernel for the convolution on
+CPU, the eager torch-op kernel, the functional version ``equidyn.o3._tp_functional``); all of
+them read the same plan and compute the same numbers.
 """
 
 from __future__ import annotations
@@ -55,19 +62,11 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils.checkpoint import checkpoint
 
-from equidyn.o3._native import NativeConv, conv_tp
-from equidyn.o3._tp_kernels import (
-    ConvFunction,
-    ConvGroup,
-    ConvPlan,
-    ConvRun,
-    WeightedOuterContraction,
-    _bmm,
-    plan_runs,
-    weighted_outer_contraction,
-)
+from equidyn.o3 import _tp_functional
+from equidyn.o3._native import NativeConv
+from equidyn.o3._tp_backends import Bound, select
+from equidyn.o3._tp_plan import TensorProductPlan, WeightLayout, build_plan
 from equidyn.o3._weights import resolve_weight
 from equidyn.o3.irreps import Irrep, Irreps
 from equidyn.o3.wigner import wigner_3j
@@ -131,22 +130,39 @@ def _filter_set(filter_ir_out: Any) -> set[Irrep] | None:
     return out
 
 
-def _full_paths(
-    irreps_in1: Irreps, irreps_in2: Irreps, filter_ir_out: Any
-) -> tuple[Irreps, list[tuple[int, int, int]]]:
-    """All (i1, i2, ir_out) of a full product, outputs sorted (stable), as in e3nn."""
+def _product_paths(
+    irreps_in1: Irreps,
+    irreps_in2: Irreps,
+    filter_ir_out: Any,
+    mode: str,
+    pairs: str = "all",
+    weighted: bool = False,
+    sort: bool = True,
+) -> tuple[Irreps, list[Path]]:
+    """The paths of the named products: for every pair of blocks (``pairs``: ``"all"``,
+    ``"upper"`` (``a <= b``) or ``"diagonal"`` (``a = b``)) and every ``l3`` of their product
+    in ``filter_ir_out``, one path of ``mode`` into a new output block (multiplicity ``UV``
+    for ``uvuv``, ``U`` otherwise); output blocks sorted by ``(l, p)`` (stable, as in e3nn)
+    unless ``sort`` is false."""
     keep = _filter_set(filter_ir_out)
+    n1, n2 = len(irreps_in1), len(irreps_in2)
+    blocks = {
+        "all": [(a, b) for a in range(n1) for b in range(n2)],
+        "upper": [(a, b) for a in range(n1) for b in range(n2) if a <= b],
+        "diagonal": [(a, a) for a in range(min(n1, n2))],
+    }[pairs]
     outs: list[tuple[int, Irrep]] = []
     triples: list[tuple[int, int, int]] = []
-    for i1, (mul1, ir1) in enumerate(irreps_in1):
-        for i2, (mul2, ir2) in enumerate(irreps_in2):
-            for _, ir3 in ir1 * ir2:
-                if keep is not None and ir3 not in keep:
-                    continue
-                triples.append((i1, i2, len(outs)))
-                outs.append((mul1 * mul2, ir3))
+    for a, b in blocks:
+        (mul1, ir1), (mul2, ir2) = irreps_in1[a], irreps_in2[b]
+        for _, ir3 in ir1 * ir2:
+            if keep is None or ir3 in keep:
+                triples.append((a, b, len(outs)))
+                outs.append((mul1 * mul2 if mode == "uvuv" else mul1, ir3))
+    if not sort:
+        return Irreps(outs), [Path(a, b, c, mode, weighted) for a, b, c in triples]
     srt = Irreps(outs).sort()
-    return srt.irreps, [(a, b, srt.p[c]) for a, b, c in triples]
+    return srt.irreps, [Path(a, b, srt.p[c], mode, weighted) for a, b, c in triples]
 
 
 def tensor_product_irreps(
@@ -162,7 +178,7 @@ def tensor_product_irreps(
     >>> tensor_product_irreps("1x1o", "1x1o", filter_ir_out=["0e", "2e"])
     1x0e+1x2e
     """
-    return _full_paths(Irreps(irreps1), Irreps(irreps2), filter_ir_out)[0]
+    return _product_paths(Irreps(irreps1), Irreps(irreps2), filter_ir_out, "uvuv")[0]
 
 
 def _fan_in(mode: str, mul1: int, mul2: int) -> int:
@@ -245,16 +261,8 @@ class TensorProduct(nn.Module):
         self.internal_weights = bool(internal_weights)
         self.shared_weights = True if internal_weights else shared_weights
 
-        # weight layout and normalization coefficients
-        self._wshapes: list[tuple[int, ...]] = []
-        self._woffsets: list[int] = []
-        numel = 0
-        for p in self.paths:
-            shape = self._path_weight_shape(p)
-            self._wshapes.append(shape)
-            self._woffsets.append(numel)
-            numel += math.prod(shape) if p.weighted else 0
-        self.weight_numel = numel
+        self._weights = self._weight_layout()
+        self.weight_numel = self._weights.numel
         self._coeffs = [self._coefficient(p) for p in self.paths]
         self._build_plan()
         if self.internal_weights:
@@ -296,13 +304,21 @@ class TensorProduct(nn.Module):
                 f"{p}: mode {p.mode!r} needs {need}, got mul1={m1}, mul2={m2}, mul_out={m3}"
             )
 
-    def _path_weight_shape(self, p: Path) -> tuple[int, ...]:
-        return _weight_shape(
-            p.mode,
-            self.irreps_in1[p.in1].mul,
-            self.irreps_in2[p.in2].mul,
-            self.irreps_out[p.out].mul,
-        )
+    def _weight_layout(self) -> WeightLayout:
+        """The weights of every weighted path, flattened row-major in its mode's shape and
+        concatenated in path order (the layout of e3nn's instructions)."""
+        shapes, offsets, numel = [], [], 0
+        for p in self.paths:
+            m1, m2, m3 = (
+                self.irreps_in1[p.in1].mul,
+                self.irreps_in2[p.in2].mul,
+                self.irreps_out[p.out].mul,
+            )
+            shapes.append(_weight_shape(p.mode, m1, m2, m3))
+            offsets.append(numel)
+            numel += math.prod(shapes[-1]) if p.weighted else 0
+        weighted = tuple(p.weighted for p in self.paths)
+        return WeightLayout(tuple(shapes), tuple(offsets), weighted, numel)
 
     def _coefficient(self, p: Path) -> float:
         ir1, ir2, ir3 = (
@@ -323,223 +339,69 @@ class TensorProduct(nn.Module):
             x = 1
         return math.sqrt(a / x) if x > 0 else math.sqrt(a)
 
-    def _cg(self, p: Path) -> Tensor:
-        """alpha * C^{l1 l2 l3} in float64, shape (d1, d2, d3)."""
+    def _cg(self, i: int) -> Tensor:
+        """alpha * C^{l1 l2 l3} of path ``i`` in float64, shape (d1, d2, d3)."""
+        p = self.paths[i]
         l1, l2, l3 = (
             self.irreps_in1[p.in1].ir.l,
             self.irreps_in2[p.in2].ir.l,
             self.irreps_out[p.out].ir.l,
         )
-        return wigner_3j(l1, l2, l3, dtype=torch.float64) * self._coeffs[self.paths.index(p)]
+        return wigner_3j(l1, l2, l3, dtype=torch.float64) * self._coeffs[i]
 
     def _build_plan(self) -> None:
-        """Static plan of kernel groups; constants kept in float64 (``_exact``) and registered
-        as non-persistent buffers that follow ``.to()`` (re-rounded from float64 on every dtype
-        change, see ``_apply``)."""
-        ir1s, ir2s, outs = self.irreps_in1, self.irreps_in2, self.irreps_out
-        live = [
-            i
-            for i, p in enumerate(self.paths)
-            if ir1s[p.in1].mul > 0 and ir2s[p.in2].mul > 0 and outs[p.out].mul > 0
-        ]
-        self._exact: dict[str, Tensor] = {}
-        self._uvu_groups: list[dict[str, Any]] = []
-        self._uvw_groups: list[dict[str, Any]] = []
-        self._other: list[dict[str, Any]] = []
-        n_const = 0
-
-        def const(t: Tensor) -> str:
-            nonlocal n_const
-            name = f"_c{n_const}"
-            n_const += 1
-            self._exact[name] = t.contiguous()
-            return name
-
-        # uvu: one group per in1 block
-        for a in range(len(ir1s)):
-            idx = [i for i in live if self.paths[i].mode == "uvu" and self.paths[i].in1 == a]
-            if not idx:
-                continue
-            d1 = ir1s[a].ir.dim
-            widths = []
-            for i in idx:
-                p = self.paths[i]
-                widths.append(ir2s[p.in2].mul * outs[p.out].ir.dim)
-            single = all(ir2s[self.paths[i].in2].mul == 1 for i in idx)
-            g: dict[str, Any] = {"a": a, "paths": idx, "widths": widths, "single": single}
-            if single:
-                # one GEMM with the whole x2: C_a [dim2, d1 * K]
-                K = sum(widths)
-                C = torch.zeros(ir2s.dim, d1, K, dtype=torch.float64)
-                k0 = 0
-                sl2 = ir2s.slices()
-                for i, wd in zip(idx, widths):
-                    p = self.paths[i]
-                    C[sl2[p.in2], :, k0 : k0 + wd] = self._cg(p).transpose(0, 1)
-                    k0 += wd
-                g["C"] = const(C.reshape(ir2s.dim, d1 * K))
-                g["K"] = K
-            else:
-                g["C"] = [
-                    const(
-                        self._cg(self.paths[i])
-                        .transpose(0, 1)
-                        .reshape(-1, d1 * outs[self.paths[i].out].ir.dim)
-                    )
-                    for i in idx
-                ]
-            self._uvu_groups.append(g)
-
-        # uvw: the dense weight contraction dominates; its cost is proportional to the
-        # dimension of the side contracted with the weights first, so each path picks the
-        # smallest of d1, d2, d3. Per (out block, in1 block): the paths with d1 smallest
-        # contract x1 with their stacked weights first (one GEMM, "x1"); those with d2 smallest
-        # contract x2 first ("x2", one group per path); the others form T[z, k, (v, u)] and
-        # contract it with the stacked weights (one GEMM, "out").
-        for c in range(len(outs)):
-            for a in range(len(ir1s)):
-                idx = [
-                    i
-                    for i in live
-                    if self.paths[i].mode == "uvw"
-                    and self.paths[i].out == c
-                    and self.paths[i].in1 == a
-                ]
-                if not idx:
-                    continue
-                d1, d3 = ir1s[a].ir.dim, outs[c].ir.dim
-                by_kind: dict[str, list[int]] = {"x1": [], "x2": [], "out": []}
-                for i in idx:
-                    d2 = ir2s[self.paths[i].in2].ir.dim
-                    if d1 < d3 and d1 <= d2:
-                        by_kind["x1"].append(i)
-                    elif d2 < d3:
-                        by_kind["x2"].append(i)
-                    else:
-                        by_kind["out"].append(i)
-                for kind in ("x1", "out"):  # C'_p [d2, d3 * d1] (rows j, columns (k, i))
-                    if by_kind[kind]:
-                        cs = [
-                            const(self._cg(self.paths[i]).permute(1, 2, 0).reshape(-1, d3 * d1))
-                            for i in by_kind[kind]
-                        ]
-                        self._uvw_groups.append(
-                            {"kind": kind, "a": a, "c": c, "paths": by_kind[kind], "C": cs}
-                        )
-                for i in by_kind["x2"]:  # C''_p [d1, d3 * d2] (rows i, columns (k, j))
-                    cname = const(self._cg(self.paths[i]).permute(0, 2, 1).reshape(d1, -1))
-                    self._uvw_groups.append(
-                        {"kind": "x2", "a": a, "c": c, "paths": [i], "C": [cname]}
-                    )
-
-        for i in live:
-            p = self.paths[i]
-            if p.mode in ("uuu", "uvuv"):
-                d1 = ir1s[p.in1].ir.dim
-                C = self._cg(p)
-                self._other.append({"path": i, "C": const(C.reshape(d1, -1))})
-
-        self._conv_plan, self._conv_consts = self._make_conv_plan(live, const)
+        """The plan every backend reads (:mod:`equidyn.o3._tp_plan`), the native kernel's
+        handle for a convolution, and the plan's float64 constants registered as
+        non-persistent buffers ``_c0, _c1, ...`` that follow ``.to()`` (re-rounded from
+        float64 on every dtype change, see ``_apply``)."""
+        cgs = [self._cg(i) for i in range(len(self.paths))]
+        args = (self.irreps_in1, self.irreps_in2, self.irreps_out, self.paths, cgs, self._weights)
+        self._plan: TensorProductPlan = build_plan(*args)
         self._native: NativeConv | None = None
-        if self._conv_plan is not None:
-            self._native = NativeConv(
-                self._conv_plan, [self._exact[name] for name in self._conv_consts]
-            )
-        for name, t in self._exact.items():
+        if self._plan.convolution:
+            consts = [self._plan.constants[g.const] for g in self._plan.uvu.groups]
+            self._native = NativeConv(self._plan.uvu, consts)
+        self._const_names = tuple(f"_c{i}" for i in range(len(self._plan.constants)))
+        for name, t in zip(self._const_names, self._plan.constants):
             self.register_buffer(name, t.to(torch.get_default_dtype()), persistent=False)
-
-    def _make_conv_plan(self, live: list[int], const: Any) -> tuple[ConvPlan | None, list[str]]:
-        """Plan of the eager fast kernel, when every path is a weighted ``uvu`` path whose
-        second input block has multiplicity 1 (the convolution); else ``None``. Registers one
-        constant per group, ``C_a`` ``[dim2, K * d1]`` with columns ``(k, i)`` and the paths'
-        rows ``k`` ordered run by run (see :func:`equidyn.o3._tp_kernels.plan_runs`)."""
-        if not live or self._uvw_groups or self._other:
-            return None, []
-        if not all(g["single"] for g in self._uvu_groups):
-            return None, []
-        if not all(self.paths[i].weighted for g in self._uvu_groups for i in g["paths"]):
-            return None, []
-        sl1, sl2, slo = self.irreps_in1.slices(), self.irreps_in2.slices(), self.irreps_out.slices()
-        written: set[int] = set()
-        groups, names = [], []
-        for g in self._uvu_groups:
-            a = g["a"]
-            U, d1 = self.irreps_in1[a].mul, self.irreps_in1[a].ir.dim
-            order = sorted(g["paths"], key=lambda i: slo[self.paths[i].out].start)
-            info = []
-            for i in order:
-                p = self.paths[i]
-                info.append(
-                    (
-                        slo[p.out].start,
-                        self.irreps_out[p.out].ir.dim,
-                        self._woffsets[i],
-                        p.out not in written,
-                    )
-                )
-                written.add(p.out)
-            heads, members = plan_runs(info, U)
-            C = torch.zeros(self.irreps_in2.dim, g["K"], d1, dtype=torch.float64)
-            runs, k0 = [], 0
-            for (off, d3, w_off, first), mem in zip(heads, members):
-                runs.append(ConvRun(k0, len(mem), d3, off, w_off, first))
-                for j in mem:
-                    p = self.paths[order[j]]
-                    # cg [d1, d2, d3] -> rows j of x2, columns (k, i)
-                    C[sl2[p.in2], k0 : k0 + d3, :] = self._cg(p).permute(1, 2, 0)
-                    k0 += d3
-            names.append(const(C.reshape(self.irreps_in2.dim, g["K"] * d1)))
-            groups.append(ConvGroup(sl1[a].start, U, d1, g["K"], tuple(runs)))
-        covered = all(c in written for c, (m, _) in enumerate(self.irreps_out) if m > 0)
-        x1_covered = sum(g.U * g.d1 for g in groups) == self.irreps_in1.dim
-        w_covered = sum(g.U * r.Q for g in groups for r in g.runs) == self.weight_numel
-        plan = ConvPlan(
-            tuple(groups),
-            self.irreps_out.dim,
-            self.irreps_in1.dim,
-            self.irreps_in2.dim,
-            self.weight_numel,
-            covered,
-            x1_covered,
-            w_covered,
-        )
-        return plan, names
 
     def _apply(self, fn: Any, *args: Any, **kw: Any) -> TensorProduct:
         super()._apply(fn, *args, **kw)
         # keep the constants exactly rounded from float64 whatever dtype sequence was applied
-        for name, exact in self._exact.items():
+        for name, exact in zip(self._const_names, self._plan.constants):
             cur = getattr(self, name)
             setattr(self, name, exact.to(device=cur.device, dtype=cur.dtype))
         return self
 
-    # ------------------------------------------------------------------ forward
-    def _weight_views(self, weight: Tensor, shared: bool, Z: int) -> list[Tensor | None]:
-        """Per path: weight view of shape (U, V, W)/(U, V)/(U,) (shared) or (Z, ...)."""
-        sizes = [math.prod(s) if p.weighted else 0 for p, s in zip(self.paths, self._wshapes)]
-        parts = torch.split(weight, sizes, dim=-1) if self.paths else ()
-        out: list[Tensor | None] = []
-        for p, s, w in zip(self.paths, self._wshapes, parts):
-            if not p.weighted:
-                out.append(None)
-            elif shared:
-                out.append(w.reshape(s))
-            else:
-                out.append(w.reshape((Z, *s)))
-        return out
+    def _constants(self) -> tuple[Tensor, ...]:
+        """The plan's constants in the module's dtype and device, in plan order."""
+        return tuple(getattr(self, name) for name in self._const_names)
 
+    def _bound(self) -> Bound:
+        return Bound(self._plan, self._constants(), self._native)
+
+    # ------------------------------------------------------------------ forward
     def forward(self, x1: Tensor, x2: Tensor, weight: Tensor | None = None) -> Tensor:
+        x1, x2, weight, batch = self._flatten_inputs(x1, x2, weight)
+        bound = self._bound()
+        out = select(bound, x1, x2, weight).run(bound, x1, x2, weight)  # [Z, irreps_out.dim]
+        return out.reshape(*batch, self.irreps_out.dim)
+
+    def _flatten_inputs(
+        self, x1: Tensor, x2: Tensor, weight: Tensor | None
+    ) -> tuple[Tensor, Tensor, Tensor, torch.Size]:
+        """Check the inputs and broadcast them to ``[Z, dim]`` (weights ``[numel]`` when
+        shared, else ``[Z, numel]``); also returns the broadcast leading shape."""
         d1, d2 = self.irreps_in1.dim, self.irreps_in2.dim
-        if x1.ndim < 1 or x1.shape[-1] != d1:
-            raise ValueError(
-                f"x1 has shape {tuple(x1.shape)}, expected (..., {d1}) "
-                f"for irreps_in1 {self.irreps_in1}"
-            )
-        if x2.ndim < 1 or x2.shape[-1] != d2:
-            raise ValueError(
-                f"x2 has shape {tuple(x2.shape)}, expected (..., {d2}) "
-                f"for irreps_in2 {self.irreps_in2}"
-            )
+        for name, x, d, irreps in (
+            ("x1", x1, d1, self.irreps_in1),
+            ("x2", x2, d2, self.irreps_in2),
+        ):
+            if x.ndim < 1 or x.shape[-1] != d:
+                raise ValueError(
+                    f"{name} has shape {tuple(x.shape)}, expected (..., {d}) "
+                    f"for irreps_{name.replace('x', 'in')} {irreps}"
+                )
         weight, shared = resolve_weight(
             weight,
             owner="TensorProduct",
@@ -564,172 +426,11 @@ class TensorProduct(nn.Module):
         x2 = x2.expand(*batch, d2).reshape(Z, d2)
         if not shared:
             weight = weight.expand(*batch, self.weight_numel).reshape(Z, self.weight_numel)
-        out = self._main(x1, x2, weight, shared, Z)  # [Z, irreps_out.dim]
-        return out.reshape(*batch, self.irreps_out.dim)
+        return x1, x2, weight, batch
 
-    def _main(self, x1: Tensor, x2: Tensor, weight: Tensor, shared: bool, Z: int) -> Tensor:
-        if self._conv_plan is not None:
-            # fast paths (same numbers): the native kernel (equidyn.o3._native; a custom
-            # operator, also under torch.compile), else in eager mode the torch-op kernel
-            # (equidyn.o3._tp_kernels), else the functional version
-            if self._native is not None and self._native.usable(x1, x2, weight):
-                return conv_tp(x1, x2, weight, self._native.key)  # [Z, irreps_out.dim]
-        if self._conv_plan is not None and not torch.compiler.is_compiling():
-            consts = [getattr(self, name) for name in self._conv_consts]
-            return ConvFunction.apply(
-                self._conv_plan, self._reference, x1, x2, weight, *consts
-            )  # [Z, irreps_out.dim]
-        return self._functional(x1, x2, weight, shared, Z)
-
-    def _reference(self, x1: Tensor, x2: Tensor, weight: Tensor) -> Tensor:
-        return self._functional(x1, x2, weight, weight.ndim == 1, x1.shape[0])
-
-    def _functional(self, x1: Tensor, x2: Tensor, weight: Tensor, shared: bool, Z: int) -> Tensor:
-        """All kernels from differentiable torch ops (what torch.compile traces)."""
-        ir1s, ir2s, outs = self.irreps_in1, self.irreps_in2, self.irreps_out
-        x1b = [
-            t.reshape(Z, m, ir.dim)
-            for t, (m, ir) in zip(torch.split(x1, [mi.dim for mi in ir1s], dim=1), ir1s)
-        ]
-        x2b = [
-            t.reshape(Z, m, ir.dim)
-            for t, (m, ir) in zip(torch.split(x2, [mi.dim for mi in ir2s], dim=1), ir2s)
-        ]
-        ws = self._weight_views(weight, shared, Z)
-        contrib: list[list[Tensor]] = [[] for _ in outs]
-
-        for g in self._uvu_groups:
-            xa = x1b[g["a"]]  # [Z, U, d1]
-            U, d1 = xa.shape[1], xa.shape[2]
-            if g["single"]:
-                M = (x2 @ getattr(self, g["C"])).reshape(Z, d1, g["K"])  # [Z, d1, K]
-            else:
-                Ms = []
-                for i, cname in zip(g["paths"], g["C"]):
-                    p = self.paths[i]
-                    xb = x2b[p.in2]  # [Z, V, d2]
-                    V, d3 = xb.shape[1], outs[p.out].ir.dim
-                    m = (xb.flatten(0, 1) @ getattr(self, cname)).reshape(Z, V, d1, d3)
-                    Ms.append(m.transpose(1, 2).reshape(Z, d1, V * d3))
-                M = torch.cat(Ms, dim=2)  # [Z, d1, K]
-            y = _bmm(xa, M, inplace=False)  # [Z, U, K] (small: broadcast multiply-adds)
-            for i, piece in zip(g["paths"], torch.split(y, g["widths"], dim=2)):
-                p = self.paths[i]
-                V, d3 = ir2s[p.in2].mul, outs[p.out].ir.dim
-                w = ws[i]
-                if V == 1:
-                    r = piece if w is None else piece * w.reshape(-1, U, 1)  # [Z, U, d3]
-                else:
-                    piece = piece.reshape(Z, U, V, d3)
-                    if w is None:
-                        r = piece.sum(2)
-                    else:
-                        r = (piece * w.reshape(-1, U, V, 1)).sum(2)  # [Z, U, d3]
-                contrib[p.out].append(r.reshape(Z, U * d3))
-
-        uvw_acc: dict[int, Tensor] = {}
-        for g in self._uvw_groups:
-            xa = x1b[g["a"]]  # [Z, U, d1]
-            U, d1 = xa.shape[1], xa.shape[2]
-            c = g["c"]
-            Wo, d3 = outs[c].mul, outs[c].ir.dim
-            wts = []
-            for i in g["paths"]:
-                w = ws[i]
-                if w is None:
-                    p = self.paths[i]
-                    w = xa.new_ones(U, ir2s[p.in2].mul, Wo)
-                wts.append(w)  # [(Z,) U, V, Wo]
-            if g["kind"] == "x1":
-                # A[z, i, (b, v), w] = sum_u x1[z, u, i] w_b[u, v, w]
-                Wcat = torch.cat([w.flatten(-2) for w in wts], dim=-1)  # [(Z,) U, sumV * Wo]
-                xt = xa.transpose(1, 2)  # [Z, d1, U]
-                if Wcat.ndim == 2:
-                    A = xt.reshape(Z * d1, U) @ Wcat  # [Z * d1, sumV * Wo]
-                else:
-                    A = torch.bmm(xt, Wcat)  # [Z, d1, sumV * Wo]
-                # B[z, k, i, (b, v)] = sum_j x2_b[z, v, j] C_b[i, j, k]
-                Bs = []
-                for i, cname in zip(g["paths"], g["C"]):
-                    xb = x2b[self.paths[i].in2]  # [Z, V, d2]
-                    V = xb.shape[1]
-                    m = (xb.flatten(0, 1) @ getattr(self, cname)).reshape(Z, V, d3, d1)
-                    Bs.append(m.permute(0, 2, 3, 1))  # [Z, d3, d1, V]
-                B = torch.cat(Bs, dim=3) if len(Bs) > 1 else Bs[0].contiguous()
-                r = torch.bmm(
-                    B.flatten(2), A.reshape(Z, B.shape[2] * B.shape[3], Wo)
-                )  # [Z, d3, Wo]
-            elif g["kind"] == "x2":
-                # A[z, j, u, w] = sum_v x2[z, v, j] w[u, v, w]
-                p = self.paths[g["paths"][0]]
-                xb = x2b[p.in2]  # [Z, V, d2]
-                V, d2 = xb.shape[1], xb.shape[2]
-                w = wts[0]
-                if w.ndim == 3:
-                    wv = w.transpose(0, 1).reshape(V, U * Wo)
-                    A = xb.transpose(1, 2).reshape(Z * d2, V) @ wv  # [Z * d2, U * Wo]
-                else:
-                    A = torch.einsum("zvj,zuvw->zjuw", xb, w)  # [Z, d2, U, Wo]
-                # B[z, k, j, u] = sum_i x1[z, u, i] C[i, j, k]
-                m = (xa.reshape(Z * U, d1) @ getattr(self, g["C"][0])).reshape(Z, U, d3, d2)
-                B = m.permute(0, 2, 3, 1).reshape(Z, d3, d2 * U)
-                r = torch.bmm(B, A.reshape(Z, d2 * U, Wo))  # [Z, d3, Wo]
-            else:
-                Ms, Wm = [], []
-                for i, cname, w in zip(g["paths"], g["C"], wts):
-                    p = self.paths[i]
-                    xb = x2b[p.in2]  # [Z, V, d2]
-                    V = xb.shape[1]
-                    m = (xb.flatten(0, 1) @ getattr(self, cname)).reshape(Z, V, d3, d1)
-                    Ms.append(m.transpose(1, 2))  # [Z, d3, V, d1]
-                    # rows ordered (v, u)
-                    Wm.append(w.transpose(-3, -2).reshape(*w.shape[:-3], V * U, Wo))
-                M = torch.cat(Ms, dim=2) if len(Ms) > 1 else Ms[0].contiguous()
-                M = M.flatten(1, 2)  # [Z, d3 * sumV, d1]
-                Wcat = torch.cat(Wm, dim=-2) if len(Wm) > 1 else Wm[0]  # [(Z,) sumV * U, Wo]
-                # T = M @ x1^T [Z, d3 * sumV, U], then T @ Wcat; T is formed again in the
-                # backward instead of being kept (it is the largest intermediate)
-                if torch.compiler.is_compiling():
-                    r = checkpoint(
-                        weighted_outer_contraction, M, xa.transpose(1, 2), Wcat, use_reentrant=False
-                    )
-                else:
-                    r = WeightedOuterContraction.apply(M, xa.transpose(1, 2), Wcat)  # [Z, d3, Wo]
-            uvw_acc[c] = r if c not in uvw_acc else uvw_acc[c] + r
-        for c, r in uvw_acc.items():
-            contrib[c].append(r.transpose(1, 2).flatten(1))
-
-        for g in self._other:
-            i = g["path"]
-            p = self.paths[i]
-            xa, xb = x1b[p.in1], x2b[p.in2]  # [Z, U, d1], [Z, V, d2]
-            U, V = xa.shape[1], xb.shape[1]
-            d2, d3 = xb.shape[2], outs[p.out].ir.dim
-            t = (xa.flatten(0, 1) @ getattr(self, g["C"])).reshape(Z, U, d2, d3)
-            w = ws[i]
-            if p.mode == "uuu":
-                r = (t * xb.unsqueeze(-1)).sum(2)  # [Z, U, d3]
-                if w is not None:
-                    r = r * w.reshape(-1, U, 1)
-            else:  # uvuv
-                r = torch.einsum("zujk,zvj->zuvk", t, xb)  # [Z, U, V, d3]
-                if w is not None:
-                    r = r * w.reshape(-1, U, V, 1)
-            contrib[p.out].append(r.flatten(1))
-
-        blocks = []
-        for c, (mul, ir) in enumerate(outs):
-            parts = contrib[c]
-            if not parts:
-                blocks.append(x1.new_zeros(Z, mul * ir.dim))
-            else:
-                b = parts[0]
-                for extra in parts[1:]:
-                    b = b + extra
-                blocks.append(b)
-        if not blocks:
-            return x1.new_zeros(Z, 0)
-        return torch.cat(blocks, dim=1) if len(blocks) > 1 else blocks[0]
+    def _functional(self, x1: Tensor, x2: Tensor, weight: Tensor) -> Tensor:
+        """The functional backend on flat inputs (``[Z, dim]``): the reference of the others."""
+        return _tp_functional.forward(self._plan, self._constants(), x1, x2, weight)
 
     def extra_repr(self) -> str:
         return (
@@ -762,12 +463,12 @@ class FullTensorProduct(TensorProduct):
         path_normalization: str = "element",
     ) -> None:
         i1, i2 = Irreps(irreps_in1), Irreps(irreps_in2)
-        irreps_out, triples = _full_paths(i1, i2, filter_ir_out)
+        irreps_out, paths = _product_paths(i1, i2, filter_ir_out, "uvuv")
         super().__init__(
             i1,
             i2,
             irreps_out,
-            [Path(a, b, c, "uvuv", False) for a, b, c in triples],
+            paths,
             irrep_normalization=irrep_normalization,
             path_normalization=path_normalization,
             internal_weights=False,
@@ -844,21 +545,12 @@ class ChannelwiseTensorProduct(TensorProduct):
         path_normalization: str = "element",
     ) -> None:
         i1, i2 = Irreps(irreps_in1), Irreps(irreps_in2)
-        keep = _filter_set(filter_ir_out)
-        outs: list[tuple[int, Irrep]] = []
-        triples = []
-        for a, (mul1, ir1) in enumerate(i1):
-            for b, (_, ir2) in enumerate(i2):
-                for _, ir3 in ir1 * ir2:
-                    if keep is None or ir3 in keep:
-                        triples.append((a, b, len(outs)))
-                        outs.append((mul1, ir3))
-        srt = Irreps(outs).sort()
+        irreps_out, paths = _product_paths(i1, i2, filter_ir_out, "uvu", weighted=True)
         super().__init__(
             i1,
             i2,
-            srt.irreps,
-            [Path(a, b, srt.p[c], "uvu", True) for a, b, c in triples],
+            irreps_out,
+            paths,
             irrep_normalization=irrep_normalization,
             path_normalization=path_normalization,
             internal_weights=internal_weights,
@@ -913,18 +605,11 @@ class ElementwiseTensorProduct(TensorProduct):
         irrep_normalization: str = "component",
     ) -> None:
         i1, i2 = _align(Irreps(irreps_in1), Irreps(irreps_in2))
-        keep = _filter_set(filter_ir_out)
-        outs: list[tuple[int, Irrep]] = []
-        paths = []
-        for k, ((mul, ir1), (_, ir2)) in enumerate(zip(i1, i2)):
-            for _, ir3 in ir1 * ir2:
-                if keep is None or ir3 in keep:
-                    paths.append(Path(k, k, len(outs), "uuu", False))
-                    outs.append((mul, ir3))
+        irreps_out, paths = _product_paths(i1, i2, filter_ir_out, "uuu", "diagonal", sort=False)
         super().__init__(
             i1,
             i2,
-            Irreps(outs),
+            irreps_out,
             paths,
             irrep_normalization=irrep_normalization,
             internal_weights=False,
@@ -952,23 +637,12 @@ class TensorSquare(TensorProduct):
         irrep_normalization: str = "component",
     ) -> None:
         ir = Irreps(irreps_in)
-        keep = _filter_set(filter_ir_out)
-        outs: list[tuple[int, Irrep]] = []
-        triples = []
-        for a, (m1, ir1) in enumerate(ir):
-            for b, (m2, ir2) in enumerate(ir):
-                if b < a:
-                    continue
-                for _, ir3 in ir1 * ir2:
-                    if keep is None or ir3 in keep:
-                        triples.append((a, b, len(outs)))
-                        outs.append((m1 * m2, ir3))
-        srt = Irreps(outs).sort()
+        irreps_out, paths = _product_paths(ir, ir, filter_ir_out, "uvuv", "upper")
         super().__init__(
             ir,
             ir,
-            srt.irreps,
-            [Path(a, b, srt.p[c], "uvuv", False) for a, b, c in triples],
+            irreps_out,
+            paths,
             irrep_normalization=irrep_normalization,
             internal_weights=False,
         )
