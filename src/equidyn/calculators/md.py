@@ -68,6 +68,38 @@ def energy_drift(times_fs: np.ndarray, total_per_atom_ev: np.ndarray) -> float:
 TRAJECTORY_SUFFIXES = (".traj", ".xyz", ".extxyz")
 
 
+def _check_md_settings(
+    steps: int,
+    dt_fs: float,
+    ensemble: str,
+    temperature_K: float,
+    friction_per_fs: float,
+    out: str | Path | None,
+    log_every: int,
+    dtype: str,
+) -> None:
+    """``ValueError`` naming the first bad setting of :func:`run_md` (before anything runs)."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps must be an int >= 0, got {steps!r}")
+    if not (math.isfinite(dt_fs) and dt_fs > 0):
+        raise ValueError(f"dt must be a finite number > 0 (fs), got {dt_fs}")
+    if not (math.isfinite(temperature_K) and temperature_K >= 0):
+        raise ValueError(f"temperature must be a finite number >= 0 (K), got {temperature_K}")
+    if not (math.isfinite(friction_per_fs) and friction_per_fs >= 0):
+        raise ValueError(f"friction must be a finite number >= 0 (1/fs), got {friction_per_fs}")
+    if out is not None and Path(out).suffix not in TRAJECTORY_SUFFIXES:
+        raise ValueError(
+            f"trajectory file {str(out)!r} has an unknown format: expected a name ending in "
+            f"one of {list(TRAJECTORY_SUFFIXES)}"
+        )
+    if dtype not in ("float64", "float32"):
+        raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
+    if ensemble not in ("nve", "langevin"):
+        raise ValueError(f"ensemble must be 'nve' or 'langevin', got {ensemble!r}")
+    if log_every < 1:
+        raise ValueError(f"log_every must be >= 1, got {log_every}")
+
+
 def run_md(
     model: Any,
     atoms: Any,
@@ -105,25 +137,9 @@ def run_md(
 
     from equidyn.calculators.calculator import EquidynCalculator
 
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be an int >= 0, got {steps!r}")
-    if not (math.isfinite(dt_fs) and dt_fs > 0):
-        raise ValueError(f"dt must be a finite number > 0 (fs), got {dt_fs}")
-    if not (math.isfinite(temperature_K) and temperature_K >= 0):
-        raise ValueError(f"temperature must be a finite number >= 0 (K), got {temperature_K}")
-    if not (math.isfinite(friction_per_fs) and friction_per_fs >= 0):
-        raise ValueError(f"friction must be a finite number >= 0 (1/fs), got {friction_per_fs}")
-    if out is not None and Path(out).suffix not in TRAJECTORY_SUFFIXES:
-        raise ValueError(
-            f"trajectory file {str(out)!r} has an unknown format: expected a name ending in "
-            f"one of {list(TRAJECTORY_SUFFIXES)}"
-        )
-    if dtype not in ("float64", "float32"):
-        raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
-    if ensemble not in ("nve", "langevin"):
-        raise ValueError(f"ensemble must be 'nve' or 'langevin', got {ensemble!r}")
-    if log_every < 1:
-        raise ValueError(f"log_every must be >= 1, got {log_every}")
+    _check_md_settings(
+        steps, dt_fs, ensemble, temperature_K, friction_per_fs, out, log_every, dtype
+    )
     atoms = atoms.copy()
     torch_dtype = {"float64": torch.float64, "float32": torch.float32}[dtype]
     atoms.calc = EquidynCalculator(model, dtype=torch_dtype)
