@@ -150,3 +150,15 @@ def test_trainer_resolves_potentials_through_the_registry():
     assert config["num_basis"] == 4 and "num_bessel" not in config
     assert config["num_species"] == len(pot.atomic_numbers)  # filled in from the data
     assert config["avg_num_neighbors"] > 0
+
+
+def test_positions_of_another_dtype_name_the_fix():
+    """Issue 12: float64 positions into a float32 potential gave torch's "expected m1 and m2
+    to have the same dtype"."""
+    from equidyn.models import NequIP, Potential
+
+    pot = Potential(NequIP(num_species=1, r_max=3.0, num_features=4, num_layers=1), [29])
+    pos = torch.tensor([[0.0, 0, 0], [2, 0, 0], [0, 2, 0]], dtype=torch.float64)
+    with pytest.raises(TypeError, match=r"potential is torch\.float32 but the positions are"):
+        pot.compute(torch.tensor([29, 29, 29]), pos)
+    assert pot.double().compute(torch.tensor([29, 29, 29]), pos)["energy"].dtype == torch.float64

@@ -537,3 +537,14 @@ def test_torch_export_of_a_fully_connected_product():
     w = torch.randn(tp.weight_numel)
     program = torch.export.export(tp, (x1, x2, w))
     torch.testing.assert_close(program.module()(x1, x2, w), tp(x1, x2, w), atol=1e-5, rtol=1e-5)
+
+
+def test_mixed_dtypes_are_a_clear_type_error():
+    """Issue 12: mixed dtypes gave torch's "expected m1 and m2 to have the same dtype"."""
+    tp = o3.FullyConnectedTensorProduct("2x0e+1x1o", "1x0e+1x1o", "2x0e+1x1o")
+    x1, x2 = torch.randn(3, 5), torch.randn(3, 4)
+    with pytest.raises(TypeError, match="x1 torch.float32, x2 torch.float64"):
+        tp(x1, x2.double())
+    with pytest.raises(TypeError, match="the module torch.float32"):
+        tp(x1.double(), x2.double())
+    assert tp.double()(x1.double(), x2.double()).dtype == torch.float64

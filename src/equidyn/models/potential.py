@@ -233,6 +233,12 @@ class Potential(nn.Module):
         """
         if create_graph is None:
             create_graph = self.training
+        if graph.pos.dtype != self.scale.dtype:
+            raise TypeError(
+                f"the potential is {self.scale.dtype} but the positions are {graph.pos.dtype}: "
+                f"convert the positions (pos.to({self.scale.dtype})) or the potential "
+                f"(potential.to({graph.pos.dtype})); inputs are never cast silently"
+            )
         if not torch.compiler.is_compiling():
             self.check_positions(graph)
         species = self.species_index(graph)  # [n_atoms]

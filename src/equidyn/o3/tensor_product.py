@@ -194,6 +194,23 @@ def _weight_shape(mode: str, mul1: int, mul2: int, mul_out: int) -> tuple[int, .
     }[mode]
 
 
+def _check_same_dtype(
+    x1: Tensor, x2: Tensor, weight: Tensor | None, module_dtype: torch.dtype | None
+) -> None:
+    """``TypeError`` unless the inputs, external weights and the module's constants share one
+    floating dtype. No silent casting: the error says what to convert (the dtype policy)."""
+    tensors = [("x1", x1), ("x2", x2)] + ([("weight", weight)] if weight is not None else [])
+    dtypes = {name: t.dtype for name, t in tensors}
+    if module_dtype is not None:
+        dtypes["the module"] = module_dtype
+    if not x1.is_floating_point() or len(set(dtypes.values())) > 1:
+        got = ", ".join(f"{name} {dtype}" for name, dtype in dtypes.items())
+        raise TypeError(
+            f"tensor product inputs must share one floating dtype, got {got}: convert them "
+            f"(e.g. x2.to(x1.dtype)) and the module (.to(dtype)) to the same one"
+        )
+
+
 class TensorProduct(nn.Module):
     r"""The general equivariant tensor product :math:`z = x^{(1)} \otimes_w x^{(2)}`, a sum of
     :class:`Path` contributions (formulas and normalization in the module docstring).
@@ -387,6 +404,13 @@ class TensorProduct(nn.Module):
         out = select(bound, x1, x2, weight).run(bound, x1, x2, weight)  # [Z, irreps_out.dim]
         return out.reshape(*batch, self.irreps_out.dim)
 
+    def _module_dtype(self) -> torch.dtype | None:
+        """The floating dtype of the module's constants and weights (they follow ``.to()``)."""
+        for t in (*self.parameters(), *self.buffers()):
+            if t.is_floating_point():
+                return t.dtype
+        return None
+
     def _flatten_inputs(
         self, x1: Tensor, x2: Tensor, weight: Tensor | None
     ) -> tuple[Tensor, Tensor, Tensor, torch.Size]:
@@ -402,6 +426,7 @@ class TensorProduct(nn.Module):
                     f"{name} has shape {tuple(x.shape)}, expected (..., {d}) "
                     f"for irreps_{name.replace('x', 'in')} {irreps}"
                 )
+        _check_same_dtype(x1, x2, weight, self._module_dtype())
         weight, shared = resolve_weight(
             weight,
             owner="TensorProduct",
