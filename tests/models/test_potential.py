@@ -162,3 +162,15 @@ def test_positions_of_another_dtype_name_the_fix():
     with pytest.raises(TypeError, match=r"potential is torch\.float32 but the positions are"):
         pot.compute(torch.tensor([29, 29, 29]), pos)
     assert pot.double().compute(torch.tensor([29, 29, 29]), pos)["energy"].dtype == torch.float64
+
+
+@pytest.mark.parametrize("model_name", ["NequIP", "MACE"])
+def test_coincident_atoms_are_an_error_not_garbage(model_name):
+    """Issue 12: two atoms at the same position gave MACE E = 6.4e7 eV (NequIP 7.3)."""
+    from equidyn.models import Potential, build_model
+
+    model = build_model(model_name, {"num_species": 1, "r_max": 3.0})
+    pot = Potential(model, [29])
+    pos = torch.tensor([[0.0, 0, 0], [0, 0, 0], [2, 0, 0]])
+    with pytest.raises(ValueError, match=r"atoms 0 and 1 are 0 Å apart"):
+        pot.compute(torch.tensor([29, 29, 29]), pos)

@@ -209,6 +209,25 @@ class Potential(nn.Module):
                 f"has {graph.pos[a].tolist()}"
             )
 
+    #: atoms closer than this (Å) are refused: coincident atoms have no direction between them
+    #: and the radial bases diverge at r = 0 (one such pair gave MACE E = 6.4e7 eV)
+    min_distance: float = 1e-3
+
+    def check_distances(self, graph: AtomicGraph, edge_vec: Tensor) -> None:
+        """Raise ``ValueError`` naming the structure and atoms of an edge shorter than
+        :attr:`min_distance` (two atoms at, or almost at, the same place)."""
+        if edge_vec.shape[0] == 0:
+            return
+        r2 = (edge_vec.detach() * edge_vec.detach()).sum(-1)  # [n_edges]
+        e = int(r2.argmin())
+        if float(r2[e]) < self.min_distance**2:
+            i, j = graph.edge_index[:, e].tolist()
+            raise ValueError(
+                f"{describe(graph, int(graph.batch[i]))}: atoms {i} and {j} are "
+                f"{float(r2[e]) ** 0.5:.3g} Å apart (at {graph.pos[i].tolist()}); atoms closer "
+                f"than {self.min_distance} Å have no defined energy"
+            )
+
     # ----------------------------------------------------------------------------- forward
     def forward(
         self,
@@ -256,6 +275,8 @@ class Potential(nn.Module):
             pos_in, cell_in = pos, cell
         edge_vec = edge_vectors(pos_in, graph.edge_index, graph.edge_shift, cell_in, graph.batch)
         # [n_edges, 3]
+        if not torch.compiler.is_compiling():
+            self.check_distances(graph, edge_vec)
         eps = self.model(species, graph.edge_index, edge_vec)  # [n_atoms]
         atom_energy = self.scale * eps + self.shift + self.reference_energies[species]
         energy = scatter_sum(atom_energy, graph.batch, graph.num_graphs)  # [n_graphs]
