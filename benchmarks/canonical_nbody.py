@@ -12,32 +12,33 @@ The model is ``Canonicalized(PointCanonicalizer(O3), backbone)`` with the backbo
 ``equidyn.models.GNN``, permutation equivariant only) or ``--backbone mlp`` (a flat MLP on
 the canonical positions, velocities and charges of the five particles: equivariant to
 nothing by itself, not even to permutations). Training: Adam with cosine
-decay, batch 100. The E(3) equivariance error of the trained model is reported too.
+decay, batch 100, through equidyn's one trainer (``equidyn.experiments.nbody_task.train``:
+best-validation selection, CSV log, resumable checkpoints in ``--out``). The E(3)
+equivariance error of the trained model is reported too.
 
     python benchmarks/canonical_nbody.py --quick          # small simulated set, seconds
     python benchmarks/canonical_nbody.py --epochs 300     # the protocol sizes
 
-This script has its own small training loop; it should move to the shared trainer (a
-``ParticleModel`` wrapper and a training ``Task``) once those exist.
+The canonicalized network stands on the particle-model contract (:class:`CanonicalizedParticles`,
+charges as the node attribute), so it trains with the same task and trainer as EGNN.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
-import math
-import time
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
+from equidyn._io import atomic_write_text
 from equidyn.canonical import Canonicalized, PointCanonicalizer
-from equidyn.dynamics import load_charged_nbody
-from equidyn.dynamics.systems import simulate_charged_nbody
+from equidyn.dynamics import ChargedNBodyDataset
+from equidyn.experiments.nbody_task import train
 from equidyn.models.gnn import GNN
+from equidyn.models.particles import ParticleInputs, ParticleModel
 from equidyn.testing import equivariance_error
-from equidyn.train.checkpoint import atomic_write_text
 
 SIZES = {"train": 3000, "valid": 2000, "test": 2000}
 
@@ -78,48 +79,16 @@ def build_model(backbone: str, hidden: int, canon_hidden: int) -> Canonicalized:
     return Canonicalized(canon, net)
 
 
-def load_split(split: str, args: argparse.Namespace) -> tuple[torch.Tensor, ...]:
-    """(pos at frame 30, vel at frame 30, charges (B, 5, 1), pos at frame 40), float32."""
-    if args.quick:
-        d = simulate_charged_nbody(args.quick_size, n_steps=4200, seed=list(SIZES).index(split))
-    else:
-        d = load_charged_nbody(split, draw=args.draw)
-    n = args.quick_size if args.quick else SIZES[split]
-    pos, vel, q = d["pos"][:n].float(), d["vel"][:n].float(), d["charges"][:n].float()
-    return pos[:, 30], vel[:, 30], q[..., None], pos[:, 40]
+class CanonicalizedParticles(ParticleModel):
+    """A ``Canonicalized(pos, vel, q)`` network as a :class:`ParticleModel` (node attribute:
+    the charge), so the shared N-body task and trainer run it like any other model."""
 
+    def __init__(self, model: Canonicalized) -> None:
+        super().__init__(node_attr_dim=1, edge_attr_dim=0)
+        self.model = model
 
-@torch.no_grad()
-def mse(model: torch.nn.Module, data: tuple[torch.Tensor, ...]) -> float:
-    model.eval()
-    *x, y = data
-    return float((model(*x) - y).square().mean())
-
-
-def train(model: torch.nn.Module, splits: dict, args: argparse.Namespace) -> dict:
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=1e-12)
-    n = len(splits["train"][0])
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.epochs * math.ceil(n / 100))
-    gen = torch.Generator().manual_seed(args.seed)
-    best = {"valid": math.inf}
-    t0 = time.perf_counter()
-    for epoch in range(1, args.epochs + 1):
-        model.train()
-        for idx in torch.randperm(n, generator=gen).split(100):
-            *x, y = (t[idx] for t in splits["train"])
-            loss = (model(*x) - y).square().mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-        if epoch % args.eval_every == 0 or epoch == args.epochs:
-            valid = mse(model, splits["valid"])
-            if valid < best["valid"]:
-                best = {"valid": valid, "test": mse(model, splits["test"]), "epoch": epoch,
-                        "state": copy.deepcopy(model.state_dict())}  # fmt: skip
-            print(f"epoch {epoch} valid {valid:.5f} best test {best['test']:.5f}", flush=True)
-    best["seconds"] = time.perf_counter() - t0
-    return best
+    def _predict(self, inputs: ParticleInputs, velocity: bool) -> tuple[Tensor, Tensor | None]:
+        return self.model(inputs.pos, inputs.vel, inputs.node_attr), None  # [B, n, 3]
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -134,6 +103,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--draw", default="equidyn", choices=["equidyn", "egnn"])
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--cache", default=None, help="data cache dir (default $EQUIDYN_CACHE)")
     p.add_argument(
         "--out", type=Path, default=Path(__file__).parent / "results" / "canonical_nbody"
     )
@@ -145,14 +115,23 @@ def main(argv: list[str] | None = None) -> dict:
         args.epochs, args.eval_every, args.hidden, args.canon_hidden = 2, 1, 16, 8
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    splits = {s: load_split(s, args) for s in SIZES}
-    model = build_model(args.backbone, args.hidden, args.canon_hidden)
-    best = train(model, splits, args)
-    model.load_state_dict(best.pop("state"))
-    pos, vel, q, _ = (t[:64].double() for t in splits["test"])
+    sizes = {k: (args.quick_size if args.quick else n) for k, n in SIZES.items()}
+    splits = [ChargedNBodyDataset(k, n, draw=args.draw, cache=args.cache) for k, n in sizes.items()]
+    model = CanonicalizedParticles(build_model(args.backbone, args.hidden, args.canon_hidden))
+    out = args.out.with_name(args.out.name + "_quick") if args.quick else args.out
+    run = out / f"run_{args.backbone}_seed{args.seed}"
+    state = train(
+        model, *splits, epochs=args.epochs, out=run, seed=args.seed, lr=args.lr,
+        schedule="cosine", eval_every=args.eval_every, batch_size=100, progress=False,
+        config={k: str(v) for k, v in vars(args).items()},
+    )  # fmt: skip
+    best = {"valid": state["best_valid"], "test": state["best_test"],
+            "epoch": state["best_epoch"], "seconds": state["train_seconds"]}  # fmt: skip
+    test = splits[-1]
+    pos, vel, q = (t[:64].double() for t in (test.pos, test.vel, test.charges))
     specs_in, specs_out = ["cartesian_points", "1o", None], ["cartesian_points"]
     err = equivariance_error(
-        model.double().eval(), specs_in, specs_out, args_in=[pos, vel, q], translations=True
+        model.model.double().eval(), specs_in, specs_out, args_in=[pos, vel, q], translations=True
     )
     result = {
         "settings": {k: str(v) for k, v in vars(args).items()},
@@ -161,7 +140,6 @@ def main(argv: list[str] | None = None) -> dict:
         "equivariance_error": err,
     }
     print(json.dumps(result, indent=1))
-    out = args.out.with_name(args.out.name + "_quick") if args.quick else args.out
     out.mkdir(parents=True, exist_ok=True)
     name = f"result_{args.backbone}_seed{args.seed}.json"
     atomic_write_text(json.dumps(result, indent=1), out / name)

@@ -154,9 +154,9 @@ def _check_magnitudes(pos: Tensor, vel: Tensor) -> None:
     """
     bound = math.sqrt(torch.finfo(pos.dtype).max) / 16
     for name, t in (("pos", pos), ("vel", vel)):
-        if t.numel() and float(t.abs().max()) > bound:
+        if t.numel() and float(t.detach().abs().max()) > bound:
             raise ValueError(
-                f"{name} has entries up to {float(t.abs().max()):.3g}, beyond {bound:.3g} for "
+                f"{name} has entries up to {float(t.detach().abs().max()):.3g}, beyond {bound:.3g} for "
                 f"{t.dtype}: squared distances would overflow; rescale the system (or use "
                 "float64)"
             )
