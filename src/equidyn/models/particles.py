@@ -154,9 +154,10 @@ def _check_magnitudes(pos: Tensor, vel: Tensor) -> None:
     """
     bound = math.sqrt(torch.finfo(pos.dtype).max) / 16
     for name, t in (("pos", pos), ("vel", vel)):
-        if t.numel() and float(t.detach().abs().max()) > bound:
+        peak = float(t.detach().abs().max()) if t.numel() else 0.0
+        if peak > bound:
             raise ValueError(
-                f"{name} has entries up to {float(t.detach().abs().max()):.3g}, beyond {bound:.3g} for "
+                f"{name} has entries up to {peak:.3g}, beyond {bound:.3g} for "
                 f"{t.dtype}: squared distances would overflow; rescale the system (or use "
                 "float64)"
             )
