@@ -183,7 +183,13 @@ def main() -> None:
     p.add_argument("--radial-width", type=int, default=16)
     p.add_argument("--r-max", type=float, default=4.0)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0, help="initial weights and batch order")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="seeds of the initial weights and batch order; each runs both sides",
+    )
     p.add_argument("--nequip-python", default=reference_python("nequip"))
     p.add_argument("--timeout", type=float, default=3000)
     p.add_argument("--json", default=None)
@@ -206,42 +212,73 @@ def main() -> None:
         "radial_width": args.radial_width,
         "r_max": args.r_max,
         "threads": args.threads,
-        "seed": args.seed,
     }
     print(
         f"{args.n_train} train / {args.n_test} test structures, {args.epochs} epochs, batch "
-        f"{args.batch}, l_max {args.l_max}, {args.features} features, {args.layers} layers"
+        f"{args.batch}, l_max {args.l_max}, {args.features} features, {args.layers} layers, "
+        f"seeds {args.seeds}"
     )
-    results = {}
-    for name, python, body in (
+    sides = (
         ("equidyn NequIP", sys.executable, EQUIDYN),
         ("nequip (package)", args.nequip_python, NEQUIP),
-    ):
-        r = run(python, body, settings, args.timeout)
-        results[name] = r
-        if "error" in r:
-            print(f"{name:<18} not run: {r['error']}", flush=True)
-        else:
+    )
+    runs: dict[str, list[dict]] = {name: [] for name, _, _ in sides}
+    for seed in args.seeds:
+        for name, python, body in sides:
+            r = run(python, body, dict(settings, seed=seed), args.timeout)
+            runs[name].append(dict(r, seed=seed))
+            if "error" in r:
+                print(f"seed {seed} {name:<18} not run: {r['error']}", flush=True)
+            else:
+                print(
+                    f"seed {seed} {name:<18} energy MAE {r['energy_mae']:7.2f} meV/atom  "
+                    f"force MAE {r['forces_mae']:7.2f} meV/Å  params {r['params']:>7}  "
+                    f"training {r['train_s']:.0f} s",
+                    flush=True,
+                )
+    summary = {name: summarize(rs) for name, rs in runs.items()}
+    for name, m in summary.items():
+        if m:
             print(
-                f"{name:<18} energy MAE {r['energy_mae']:7.2f} meV/atom  force MAE "
-                f"{r['forces_mae']:7.2f} meV/Å  params {r['params']:>7}  "
-                f"training {r['train_s']:.0f} s",
-                flush=True,
+                f"{name:<18} over {m['n']} seeds: energy MAE {m['energy_mae']:.2f} ± "
+                f"{m['energy_mae_std']:.2f} meV/atom, force MAE {m['forces_mae']:.2f} ± "
+                f"{m['forces_mae_std']:.2f} meV/Å, training {m['train_s']:.0f} s"
             )
-    ours, theirs = results["equidyn NequIP"], results["nequip (package)"]
-    if "params" in ours and "params" in theirs:
+    ours, theirs = summary["equidyn NequIP"], summary["nequip (package)"]
+    if ours and theirs:
         warning = params_warning("equidyn NequIP", ours["params"], "nequip", theirs["params"])
         print(warning or "same model size (parameter counts within 10 %)")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(
-                {
-                    "settings": {k: v for k, v in settings.items() if k not in ("train", "test")},
-                    "results": results,
-                },
-                f,
-                indent=2,
-            )
+        write_json_atomic(
+            args.json,
+            {
+                "settings": dict(settings, seeds=args.seeds, train=None, test=None),
+                "runs": runs,
+                "summary": summary,
+            },
+        )
+
+
+def summarize(rs: list[dict]) -> dict:
+    """Mean and sample standard deviation over the seeds that ran (empty when none did)."""
+    ok = [r for r in rs if "error" not in r]
+    if not ok:
+        return {}
+    out: dict = {"n": len(ok), "params": ok[0]["params"]}
+    for key in ("energy_mae", "forces_mae", "train_s"):
+        xs = [r[key] for r in ok]
+        mean = sum(xs) / len(xs)
+        var = sum((x - mean) ** 2 for x in xs) / max(len(xs) - 1, 1)
+        out[key], out[key + "_std"] = mean, var**0.5
+    return out
+
+
+def write_json_atomic(path: str, data: dict) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2)
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

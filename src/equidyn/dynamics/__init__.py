@@ -15,6 +15,7 @@ from equidyn.dynamics.integrators import (
     velocity_verlet_step,
 )
 from equidyn.dynamics.neural_ode import NeuralODE
+from equidyn.dynamics.planetary import PlanetaryNBodyDataset, sample_planetary_systems
 from equidyn.dynamics.systems import (
     ChargedNBody,
     GravityNBody,
@@ -34,6 +35,7 @@ __all__ = [
     "MassSpring",
     "NeuralODE",
     "PairForceField",
+    "PlanetaryNBodyDataset",
     "angular_momentum",
     "egnn_reference_initial_states",
     "integrate",
@@ -41,6 +43,7 @@ __all__ = [
     "linear_momentum",
     "load_charged_nbody",
     "rk4_step",
+    "sample_planetary_systems",
     "semi_implicit_euler_step",
     "simulate",
     "simulate_charged_nbody",

@@ -22,6 +22,7 @@ from torch import nn
 
 from equidyn._io import load_checkpoint
 from equidyn.dynamics.data import ChargedNBodyDataset
+from equidyn.dynamics.planetary import PlanetaryNBodyDataset
 from equidyn.dynamics.systems import ChargedNBody
 from equidyn.experiments.nbody_models import _predict, _predict_state
 from equidyn.models.particles import ParticleModel
@@ -30,11 +31,18 @@ from equidyn.train.config import TrainingConfig
 from equidyn.train.task import EpochStats
 from equidyn.train.trainer import Trainer
 
-__all__ = ["NBodyTask", "equivariance_mse", "evaluate", "rollout", "train"]
+__all__ = ["AUGMENTATIONS", "NBodyTask", "equivariance_mse", "evaluate", "rollout", "train"]
+
+#: the data sets the task trains on: any with the attributes of ``ChargedNBodyDataset``
+NBodyData = ChargedNBodyDataset | PlanetaryNBodyDataset
+#: ``(indices, x @ R matrices or None, translations or None)`` of one training batch
+Batch = tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]
+#: the values of ``augment``: none, rotations about the origin (``True``), all of E(3)
+AUGMENTATIONS: tuple[bool | str, ...] = (False, True, "rotations", "e3")
 
 
 @torch.no_grad()
-def evaluate(model: ParticleModel, ds: ChargedNBodyDataset, batch_size: int = 500) -> float:
+def evaluate(model: ParticleModel, ds: NBodyData, batch_size: int = 500) -> float:
     """MSE over all predicted coordinates of ``ds``."""
     model.eval()
     total = 0.0
@@ -47,7 +55,7 @@ def evaluate(model: ParticleModel, ds: ChargedNBodyDataset, batch_size: int = 50
 
 @torch.no_grad()
 def equivariance_mse(
-    model: ParticleModel, ds: ChargedNBodyDataset, seed: int = 0, n_max: int = 1000
+    model: ParticleModel, ds: NBodyData, seed: int = 0, n_max: int = 1000
 ) -> float:
     """Mean ``|f(R x + t, R v) − (R f(x, v) + t)|²`` over test inputs, random R ∈ O(3), t.
 
@@ -111,8 +119,10 @@ class NBodyTask:
     Args:
         train_ds, valid_ds, test_ds: the splits; ``"val"`` is ``valid_ds``.
         batch_size: trajectories per optimiser step.
-        augment: rotate each training trajectory (input and targets, about the origin) by a
-            random rotation drawn from the trainer's generator.
+        augment: ``False``; ``True`` or ``"rotations"``: rotate each training trajectory
+            (input and targets, about the origin) by a random rotation drawn from the
+            trainer's generator; ``"e3"``: a random element of E(3) instead (the rotation,
+            composed with the inversion with probability ½, and a translation ~ N(0, 1)).
         state_loss, unroll, trim: see :func:`train`.
         config: the run's settings, saved in every checkpoint (see :func:`train`).
     """
@@ -122,12 +132,12 @@ class NBodyTask:
 
     def __init__(
         self,
-        train_ds: ChargedNBodyDataset,
-        valid_ds: ChargedNBodyDataset,
-        test_ds: ChargedNBodyDataset,
+        train_ds: NBodyData,
+        valid_ds: NBodyData,
+        test_ds: NBodyData,
         *,
         batch_size: int = 100,
-        augment: bool = False,
+        augment: bool | str = False,
         state_loss: bool = False,
         unroll: int = 1,
         trim: float = 1.0,
@@ -135,31 +145,35 @@ class NBodyTask:
     ) -> None:
         if not 0 < trim <= 1:
             raise ValueError(f"trim must be in (0, 1], got {trim}")
+        if augment not in AUGMENTATIONS:
+            raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {augment!r}")
         self.batch_size = batch_size
         self.splits = {"train": train_ds, "val": valid_ds, "test": test_ds}
-        self.augment, self.state_loss, self.unroll, self.trim = augment, state_loss, unroll, trim
+        self.augment: bool | str = "rotations" if augment is True else augment
+        self.state_loss, self.unroll, self.trim = state_loss, unroll, trim
         self.config = dict(config or {})
 
-    def train_batches(
-        self, epoch: int, generator: torch.Generator
-    ) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
-        """``(indices, rotation or None)`` of each batch: a permutation, then the rotations."""
+    def train_batches(self, epoch: int, generator: torch.Generator) -> list[Batch]:
+        """``(indices, R or None, t or None)`` of each batch: a permutation, then the
+        augmentation's orthogonal matrices (applied as ``x @ R``) and translations."""
         ds = self.splits["train"]
         perm = torch.randperm(len(ds), generator=generator)
-        out: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+        out: list[Batch] = []
         for s in range(0, len(ds), self.batch_size):
             idx = perm[s : s + self.batch_size]
-            R = None
-            if self.augment:  # the same random rotation for input and target, about the origin
+            R = t = None
+            if self.augment:  # the same transformation for input and targets
                 R = rand_matrix(len(idx), generator=generator, dtype=ds.pos.dtype).transpose(1, 2)
-            out.append((idx, R))
+                if self.augment == "e3":  # half of them reflected, all translated by N(0, 1)
+                    flip = torch.rand(len(idx), generator=generator) < 0.5
+                    R = R * torch.where(flip, -1.0, 1.0).to(R.dtype)[:, None, None]
+                    t = torch.randn(len(idx), 1, 3, generator=generator, dtype=ds.pos.dtype)
+            out.append((idx, R, t))
         return out
 
-    def loss(
-        self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor | None]
-    ) -> tuple[torch.Tensor, float]:
+    def loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, float]:
         """The (trimmed) mean over trajectories of the squared errors; weight: the batch size."""
-        idx, R = batch
+        idx, R, t = batch
         ds, model = self.splits["train"], _particle_model(model)
         pos, vel, q = ds.pos[idx], ds.vel[idx], ds.charges[idx]
         target, target_vel = ds.target_pos[idx], ds.target_vel[idx]
@@ -167,6 +181,8 @@ class NBodyTask:
         if R is not None:
             pos, vel, target, target_vel = pos @ R, vel @ R, target @ R, target_vel @ R
             future, future_vel = future @ R[:, None], future_vel @ R[:, None]
+        if t is not None:  # [batch, 1, 3]
+            pos, target, future = pos + t, target + t, future + t[:, None]
         if self.state_loss:  # per-trajectory errors, [batch]
             err = pos.new_zeros(len(idx))
             x, v = pos, vel
@@ -225,14 +241,14 @@ def check_resumable(ckpt: dict[str, Any], config: dict[str, Any], path: Path) ->
 
 def train(
     model: ParticleModel,
-    train_ds: ChargedNBodyDataset,
-    valid_ds: ChargedNBodyDataset,
-    test_ds: ChargedNBodyDataset,
+    train_ds: NBodyData,
+    valid_ds: NBodyData,
+    test_ds: NBodyData,
     *,
     epochs: int,
     out: Path,
     seed: int = 0,
-    augment: bool = False,
+    augment: bool | str = False,
     state_loss: bool = False,
     eval_every: int = 1,
     batch_size: int = 100,

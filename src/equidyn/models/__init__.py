@@ -2,9 +2,10 @@
 
 Interatomic potentials (``NequIP``, ``MACE``) take an :class:`equidyn.graph.AtomicGraph` through
 :class:`Potential`, which adds forces and stress by autograd. Particle models (``EGNN``,
-``SEGNN``, ``TFN``, ``SE3Transformer``, ``GNN``, ``RadialField``, ``LinearDynamics``) are
-:class:`ParticleModel` s: ``model(pos, vel, node_attr, edge_attr) -> positions`` on a dense
-particle graph, or ``model.predict(ParticleSystem(pos, vel, charges))``.
+``SEGNN``, ``TFN``, ``SE3Transformer``, ``GATr``, ``GNN``, ``RadialField``, ``LinearDynamics``
+and the non-equivariant baseline ``Transformer``) are :class:`ParticleModel` s:
+``model(pos, vel, node_attr, edge_attr) -> positions`` on a dense particle
+graph, or ``model.predict(ParticleSystem(pos, vel, charges))``.
 Their shared layers are in :mod:`equidyn.models.blocks`; every model is registered by name
 (:mod:`equidyn.models.registry`), which is how the trainer, model files and the CLI build them.
 
@@ -36,6 +37,7 @@ from equidyn.models.registry import (
 from equidyn.models.se3_transformer import SE3Transformer
 from equidyn.models.segnn import SEGNN
 from equidyn.models.tfn import TFN
+from equidyn.models.transformer import Transformer
 
 __all__ = [
     "EGNN",
@@ -54,6 +56,7 @@ __all__ = [
     "SE3Transformer",
     "SEGNN",
     "TFN",
+    "Transformer",
     "build_model",
     "gate_irreps",
     "load_model",
