@@ -30,7 +30,11 @@ def test_quick_benchmark_runs(tmp_path, part):
             "gatr", "transformer", "transformer_aug", "segnn", "se3_transformer"
         ]  # fmt: skip
         assert all(r["test_mse"] > 0 for r in rows)
+        # every run trained by the shared trainer: its checkpoint and log, resumable
+        assert (tmp_path / "gatr_seed0" / "checkpoint.pt").is_file()
+        assert (tmp_path / "gatr_seed0" / "log.csv").is_file()
     else:
         runs = json.loads((tmp_path / "scale.json").read_text())
-        assert len(runs) == 6 and all(r["flops"] > 0 for r in runs)
+        # 2 data sizes x 2 widths x 2 step budgets x 3 models
+        assert len(runs) == 24 and all(r["flops"] > 0 for r in runs)
         assert "C^" in proc.stdout  # the fitted power laws
