@@ -27,7 +27,8 @@ def test_e3_augmentation_transforms_inputs_and_targets_alike():
     torch.manual_seed(0)
     egnn = EGNN(num_features=8, num_layers=1, node_attr_dim=0, edge_attr_dim=1).double()
     baseline = Transformer(node_attr_dim=1, num_features=8, num_layers=1, num_heads=2).double()
-    egnn.requires_grad_(False), baseline.requires_grad_(False)
+    egnn.requires_grad_(False)
+    baseline.requires_grad_(False)
     for idx, R, t in batches:  # (no gradients needed)
         aug = task.loss(egnn, (idx, R, t))[0]
         ref = plain.loss(egnn, (idx, None, None))[0]
