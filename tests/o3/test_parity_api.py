@@ -147,3 +147,195 @@ def test_D_from_quaternion_and_axis_angle():
 def test_D_from_angles_bad_k():
     with pytest.raises(TypeError, match="k must be"):
         o3.Irrep("1o").D_from_angles(0.1, 0.2, 0.3, k="odd")
+
+
+# --------------------------------------------------------------------------- Norm
+def test_norm_values_irreps_and_gradient_at_zero():
+    norm = o3.Norm("2x0e + 1x1o + 1x1o + 1x2e")
+    assert norm.irreps_in == o3.Irreps("2x0e+2x1o+1x2e")
+    assert norm.irreps_out == o3.Irreps("5x0e")
+    x = torch.tensor([-1.0, 2.0, 3.0, 4.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    x.requires_grad_(True)
+    out = norm(x)
+    torch.testing.assert_close(out, torch.tensor([1.0, 2.0, 5.0, 0.0, 5**0.5]))
+    out.sum().backward()
+    assert torch.isfinite(x.grad).all() and (x.grad[4:7] == 0).all()
+    sq = o3.Norm("2x0e + 2x1o + 1x2e", squared=True)(x.detach())
+    torch.testing.assert_close(sq, out.detach() ** 2)
+
+
+def test_norm_is_invariant_and_checks_input():
+    irreps = o3.Irreps("3x1o + 2x2e + 1x0o")
+    g = torch.Generator().manual_seed(0)
+    x = irreps.randn(4, -1, generator=g, dtype=F64)
+    R = -o3.rand_matrix(4, generator=g, dtype=F64)
+    D = irreps.D_from_matrix(R)
+    norm = o3.Norm(irreps)
+    torch.testing.assert_close(norm(torch.einsum("zij,zj->zi", D, x)), norm(x))
+    with pytest.raises(ValueError, match="expected"):
+        norm(torch.zeros(4, 3))
+    with pytest.raises(TypeError, match="squared"):
+        o3.Norm(irreps, squared=1)
+
+
+def test_norm_compiles():
+    norm = o3.Norm("2x0e + 1x1o")
+    x = torch.randn(3, 5)
+    torch.testing.assert_close(torch.compile(norm, fullgraph=True)(x), norm(x))
+
+
+# --------------------------------------------------------------------------- ReducedTensorProducts
+def _tensor_D(rtp, R):
+    """The action of R on every index, ``(..., D, D)`` with D = prod of the index dims."""
+    Ds = [irs.D_from_matrix(R) for irs in rtp.irreps_in]
+    out = Ds[0]
+    for D in Ds[1:]:
+        out = torch.einsum("zab,zcd->zacbd", out, D).flatten(1, 2).flatten(2, 3)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("formula", "irreps", "expected"),
+    [
+        ("ij=ji", {"i": "1o"}, "0e+2e"),
+        ("ij=-ji", {"i": "1o"}, "1e"),
+        ("ij", {"i": "1o", "j": "1o"}, "0e+1e+2e"),
+        ("ijk=jik=ikj", {"i": "1o"}, "1o+3o"),
+        ("ijk=-jik=-ikj", {"i": "1o"}, "0o"),
+        ("ijkl=jikl=klij", {"i": "1o"}, "2x0e+2x2e+4e"),
+        ("ijkl=jikl=ikjl=ijlk", {"i": "1e"}, "0e+2e+4e"),
+        ("ijk", {"i": "2x0e+1o", "j": "1e", "k": "0o+1o"}, None),
+        ("ij=ji", {"j": "2x1o+0e"}, "4x0e+2x1o+1x1e+3x2e"),
+    ],
+)
+def test_reduced_tensor_products_properties(formula, irreps, expected):
+    rtp = o3.ReducedTensorProducts(formula, **irreps).to(F64)
+    if expected is not None:
+        assert rtp.irreps_out == o3.Irreps(expected)
+    Q = rtp.change_of_basis.flatten(1)  # [out, D]
+    assert Q.shape[0] == rtp.irreps_out.dim
+    torch.testing.assert_close(Q @ Q.T, torch.eye(Q.shape[0], dtype=F64), atol=1e-12, rtol=0)
+    # the rows span exactly the tensors with the symmetries (dimension count and invariance)
+    indices, gens = o3.reduced_tensor_products.parse_formula(formula)
+    group = o3.reduced_tensor_products.symmetry_group(len(indices), gens)
+    T = rtp.change_of_basis
+    for s, p in group:
+        torch.testing.assert_close(s * T.permute(0, *(1 + q for q in p)), T, atol=1e-12, rtol=0)
+    P = sum(
+        s
+        * torch.eye(Q.shape[1], dtype=F64)
+        .reshape(-1, *T.shape[1:])
+        .permute(0, *(1 + q for q in p))
+        .flatten(1)
+        for s, p in group
+    ) / len(group)
+    assert round(float(P.trace())) == Q.shape[0]
+    # equivariance, reflections included
+    g = torch.Generator().manual_seed(1)
+    R = (
+        o3.rand_matrix(3, generator=g, dtype=F64)
+        * torch.tensor([1.0, -1.0, 1.0], dtype=F64)[:, None, None]
+    )
+    lhs = Q @ _tensor_D(rtp, R)
+    rhs = rtp.irreps_out.D_from_matrix(R) @ Q
+    torch.testing.assert_close(lhs, rhs, atol=1e-12, rtol=0)
+
+
+def test_reduced_tensor_products_forward_is_the_contraction():
+    rtp = o3.ReducedTensorProducts("ijk=jik", i="1o+0e", k="2e").to(F64)
+    g = torch.Generator().manual_seed(2)
+    x, y = torch.randn(2, 5, 4, generator=g, dtype=F64)
+    z = torch.randn(5, generator=g, dtype=F64)  # broadcast against the batch
+    ref = torch.einsum("wabc,na,nb,c->nw", rtp.change_of_basis, x, y, z)
+    torch.testing.assert_close(rtp(x, y, z), ref, atol=1e-12, rtol=0)
+    assert rtp(x[0], y[0], z).shape == (rtp.irreps_out.dim,)
+
+
+def test_reduced_tensor_products_filters_and_dtype():
+    rtp = o3.ReducedTensorProducts("ij", i="1o", j="1o", filter_ir_out=["0e", "2e"])
+    assert rtp.irreps_out == o3.Irreps("0e+2e")
+    rtp = o3.ReducedTensorProducts("ijk", i="1o", j="1o", k="1o", filter_ir_mid=["1e", "1o"])
+    assert rtp.irreps_out == o3.Irreps("1x1o")  # the filter applies to the last coupling too
+    full = o3.ReducedTensorProducts("ij=ji", i="1o")
+    exact = full.to(F64).change_of_basis.clone()
+    torch.testing.assert_close(full.float().double().change_of_basis, exact, atol=0, rtol=0)
+
+
+def test_reduced_tensor_products_only_zero():
+    rtp = o3.ReducedTensorProducts("ij=-ij", i="1o", j="1o")
+    assert rtp.irreps_out == o3.Irreps("") and rtp.change_of_basis.shape == (0, 3, 3)
+
+
+@pytest.mark.parametrize(
+    ("formula", "kw", "match"),
+    [
+        ("ij=ji", {}, "no irreps for index"),
+        ("ij=ji", {"i": "1o", "j": "1e"}, "different irreps"),
+        ("ij=jk", {"i": "1o"}, "permutation"),
+        ("ii", {"i": "1o"}, "distinct letters"),
+        ("ij", {"i": "1o", "j": "1o", "k": "1o"}, "not an index"),
+        ("-ij=ji", {"i": "1o"}, "without a sign"),
+    ],
+)
+def test_reduced_tensor_products_errors(formula, kw, match):
+    with pytest.raises(ValueError, match=match):
+        o3.ReducedTensorProducts(formula, **kw)
+
+
+def test_reduced_tensor_products_wrong_inputs():
+    rtp = o3.ReducedTensorProducts("ij=ji", i="1o")
+    with pytest.raises(TypeError, match="2 tensors"):
+        rtp(torch.zeros(3))
+    with pytest.raises(ValueError, match="expected"):
+        rtp(torch.zeros(3), torch.zeros(4))
+
+
+# --------------------------------------------------------------------------- CartesianTensor
+def test_cartesian_tensor_irreps_and_round_trip():
+    assert o3.CartesianTensor("ij=ji") == o3.Irreps("1x0e+1x2e")
+    assert o3.CartesianTensor("ij") == o3.Irreps("0e+1e+2e")  # 3 x 3 = 1 + 3 + 5
+    assert o3.CartesianTensor("ij=-ji") == o3.Irreps("1e")
+    g = torch.Generator().manual_seed(3)
+    t = torch.randn(4, 3, 3, generator=g, dtype=F64)
+    for f, proj in (("ij", t), ("ij=ji", (t + t.transpose(1, 2)) / 2)):
+        ct = o3.CartesianTensor(f)
+        y = ct.from_cartesian(t)
+        assert y.shape == (4, ct.dim)
+        torch.testing.assert_close(ct.to_cartesian(y), proj, atol=1e-12, rtol=0)
+        torch.testing.assert_close(ct.from_cartesian(ct.to_cartesian(y)), y, atol=1e-12, rtol=0)
+    # the scalar of a stress tensor is its trace / sqrt(3) (pressure up to a factor)
+    ct = o3.CartesianTensor("ij=ji")
+    torch.testing.assert_close(
+        ct.from_cartesian(t)[:, 0], t.diagonal(dim1=1, dim2=2).sum(-1) / 3**0.5
+    )
+
+
+def test_cartesian_tensor_equivariance_and_vectors():
+    ct = o3.CartesianTensor("ijk=jik")
+    g = torch.Generator().manual_seed(4)
+    t = torch.randn(2, 3, 3, 3, generator=g, dtype=F64)
+    R = -o3.rand_matrix(2, generator=g, dtype=F64)
+    rt = torch.einsum("zia,zjb,zkc,zabc->zijk", R, R, R, t)
+    D = ct.D_from_matrix(R)
+    torch.testing.assert_close(
+        ct.from_cartesian(rt),
+        torch.einsum("zij,zj->zi", D, ct.from_cartesian(t)),
+        atol=1e-12,
+        rtol=0,
+    )
+    x, y, z = torch.randn(3, 2, 3, generator=g, dtype=F64)
+    outer = torch.einsum("zi,zj,zk->zijk", x, y, z)
+    torch.testing.assert_close(
+        ct.from_vectors(x, y, z), ct.from_cartesian(outer), atol=1e-12, rtol=0
+    )
+
+
+def test_cartesian_tensor_pickles_and_checks_shape():
+    import pickle
+
+    ct = pickle.loads(pickle.dumps(o3.CartesianTensor("ij=ji")))
+    assert isinstance(ct, o3.CartesianTensor) and ct.formula == "ij=ji" and ct.indices == "ij"
+    with pytest.raises(ValueError, match="expected"):
+        ct.from_cartesian(torch.zeros(3, 4))
+    with pytest.raises(ValueError, match="expected"):
+        ct.to_cartesian(torch.zeros(5))

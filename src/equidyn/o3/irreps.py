@@ -572,7 +572,6 @@ class Irreps(tuple):
             R.device,
         )
 
-
     def D_from_angles(
         self,
         alpha: torch.Tensor,
@@ -614,6 +613,7 @@ class Irreps(tuple):
         from equidyn.o3.rotations import axis_angle_to_angles
 
         return self.D_from_angles(*axis_angle_to_angles(axis, angle))
+
 
 def _block_diag(
     blocks: list[torch.Tensor], batch: torch.Size, dtype: torch.dtype, device: torch.device
