@@ -147,3 +147,106 @@ def test_cartesian_tensor_matches_e3nn(formula):
     torch.testing.assert_close(
         ours.to_cartesian(y), _in_f64(lambda: ref.to_cartesian(y)), atol=1e-10, rtol=0
     )
+
+
+# --------------------------------------------------------------------------- instruction tuples
+I1, I2 = "3x0e+2x1o+2x2e", "2x0e+3x1o+1x2e"
+IO = "3x0e+3x1o+2x1e+2x2e+3x0e+2x1o"
+
+
+def _instructions(mode: str, weighted: bool) -> list[tuple]:
+    """Every allowed instruction of ``mode`` between I1, I2 and IO, with distinct path weights."""
+    i1, i2, io = o3.Irreps(I1), o3.Irreps(I2), o3.Irreps(IO)
+    out = []
+    for a, (m1, ir1) in enumerate(i1):
+        for b, (m2, ir2) in enumerate(i2):
+            for c, (m3, ir3) in enumerate(io):
+                if ir3 not in ir1 * ir2:
+                    continue
+                ok = {
+                    "uvw": True,
+                    "uvu": m3 == m1,
+                    "uvv": m3 == m2,
+                    "uuw": m1 == m2 and (weighted or m3 == 1),
+                    "uuu": m1 == m2 == m3,
+                    "uvuv": m3 == m1 * m2,
+                    "u<vw": m1 == m2,
+                    "uvu<v": m1 == m2 and m3 == m1 * (m1 - 1) // 2,
+                }[mode]
+                if ok:
+                    out.append((a, b, c, mode, weighted, 0.3 + 0.2 * len(out)))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("mode", "weighted"),
+    [
+        ("uvw", True),
+        ("uvu", True),
+        ("uvu", False),
+        ("uvv", True),
+        ("uvv", False),
+        ("uuw", True),
+        ("uuu", True),
+        ("uuu", False),
+        ("uvuv", False),
+        ("u<vw", True),
+        ("uvu<v", True),
+    ],
+)
+@pytest.mark.parametrize("path_normalization", ["element", "path"])
+@pytest.mark.parametrize("path_weights", [False, True])
+def test_tensor_product_instruction_tuples_match_e3nn(
+    mode, weighted, path_normalization, path_weights
+):
+    ins = _instructions(mode, weighted)
+    if not path_weights:
+        ins = [t[:5] for t in ins]
+    assert ins
+    kw = dict(path_normalization=path_normalization, internal_weights=False, shared_weights=False)
+    ref = _in_f64(lambda: e3o.TensorProduct(I1, I2, IO, ins, **kw))
+    ours = o3.TensorProduct(I1, I2, IO, ins, **kw).to(F64)  # e3nn's positional call
+    assert ours.weight_numel == ref.weight_numel
+    alias = o3.TensorProduct(I1, I2, IO, instructions=ins, **kw).to(F64)
+    assert alias.paths == ours.paths
+    g = torch.Generator().manual_seed(0)
+    x1 = torch.randn(5, ours.irreps_in1.dim, generator=g, dtype=F64)
+    x2 = torch.randn(5, ours.irreps_in2.dim, generator=g, dtype=F64)
+    w = torch.randn(5, ours.weight_numel, generator=g, dtype=F64)
+    torch.testing.assert_close(ours(x1, x2, w), ref(x1, x2, w), atol=1e-12, rtol=0)
+
+
+def test_path_weight_scales_the_path_by_its_square_root():
+    base = o3.TensorProduct(
+        "2x1o", "1x1o", "2x0e", [(0, 0, 0, "uvu", True)], internal_weights=False
+    )
+    scaled = o3.TensorProduct(
+        "2x1o", "1x1o", "2x0e", [(0, 0, 0, "uvu", True, 4.0)], internal_weights=False
+    )
+    x1, x2, w = torch.randn(3, 6), torch.randn(3, 3), torch.randn(3, 2)
+    torch.testing.assert_close(scaled(x1, x2, w), 2 * base(x1, x2, w))
+
+
+# --------------------------------------------------------------------------- TensorSquare
+@pytest.mark.parametrize(
+    ("irreps_in", "irreps_out"),
+    [
+        ("2x0e+1x1o", "3x0e+1x2e"),
+        ("3x0e+2x1o+1x1e+2x2e", "2x0e+3x1o+2x1e+2x2e+1x3o+1x0o"),
+        ("1x1o+1x1o", "2x0e+1x1e"),  # simplified to 2x1o
+    ],
+)
+@pytest.mark.parametrize("irrep_normalization", ["component", "norm", "none"])
+def test_tensor_square_with_irreps_out_matches_e3nn(irreps_in, irreps_out, irrep_normalization):
+    ref = _in_f64(
+        lambda: e3o.TensorSquare(irreps_in, irreps_out, irrep_normalization=irrep_normalization)
+    )
+    ours = o3.TensorSquare(irreps_in, irreps_out, irrep_normalization=irrep_normalization)
+    ours = ours.to(F64)
+    assert str(ours.irreps_in) == str(ref.irreps_in)
+    assert str(ours.irreps_out) == str(ref.irreps_out)
+    assert ours.weight_numel == ref.weight_numel
+    with torch.no_grad():
+        ours.weight.copy_(ref.weight)
+    x = ours.irreps_in.randn(6, -1, dtype=F64)
+    torch.testing.assert_close(ours(x), ref(x), atol=1e-12, rtol=0)

@@ -339,3 +339,86 @@ def test_cartesian_tensor_pickles_and_checks_shape():
         ct.from_cartesian(torch.zeros(3, 4))
     with pytest.raises(ValueError, match="expected"):
         ct.to_cartesian(torch.zeros(5))
+
+
+# --------------------------------------------------------------------------- TensorProduct paths
+def test_path_from_e3nn_and_checks():
+    assert o3.Path.from_e3nn((0, 1, 2, "uvv", False)) == o3.Path(0, 1, 2, "uvv", False, 1.0)
+    assert o3.Path.from_e3nn([0, 1, 2, "uuw", True, 2]).path_weight == 2.0
+    p = o3.Path(0, 0, 0)
+    assert o3.Path.from_e3nn(p) is p
+    with pytest.raises(TypeError, match="instruction"):
+        o3.Path.from_e3nn((0, 1, 2))
+    with pytest.raises(ValueError, match="path_weight"):
+        o3.Path(0, 0, 0, "uvw", True, -1.0)
+    with pytest.raises(ValueError, match="needs weights"):
+        o3.Path(0, 0, 0, "u<vw", False)
+
+
+def test_tensor_product_needs_paths_or_instructions():
+    with pytest.raises(TypeError, match="needs the paths"):
+        o3.TensorProduct("1o", "1o", "0e")
+    with pytest.raises(TypeError, match="not both"):
+        o3.TensorProduct("1o", "1o", "0e", [(0, 0, 0, "uuu", False)], instructions=[])
+
+
+@pytest.mark.parametrize(
+    ("irreps", "path", "match"),
+    [
+        (("2x1o", "3x1o", "2x0e"), (0, 0, 0, "uvv", True), "mul_out == mul2"),
+        (("2x1o", "3x1o", "2x0e"), (0, 0, 0, "uuw", True), "mul1 == mul2"),
+        (("2x1o", "2x1o", "2x0e"), (0, 0, 0, "uuw", False), "mul_out == 1"),
+        (("3x1o", "3x1o", "2x0e"), (0, 0, 0, "uvu<v", True), r"mul1 \* \(mul1 - 1\)"),
+    ],
+)
+def test_new_modes_check_multiplicities(irreps, path, match):
+    with pytest.raises(ValueError, match=match):
+        o3.TensorProduct(*irreps, [path], internal_weights=False)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        (0, 0, 0, "uvv", True),
+        (0, 0, 1, "uuw", True),
+        (0, 0, 2, "u<vw", True),
+        (0, 0, 3, "uvu<v", True),
+        (0, 0, 3, "uvu<v", False),
+    ],
+)
+def test_new_modes_are_equivariant_and_compile(path):
+    from equidyn.testing import assert_equivariant
+
+    tp = o3.TensorProduct("3x1o", "3x1o", "3x0e+2x1e+4x2e+3x2e", [path], internal_weights=False)
+    tp = tp.to(F64)
+    g = torch.Generator().manual_seed(0)
+    x1 = torch.randn(4, 9, generator=g, dtype=F64)
+    x2 = torch.randn(4, 9, generator=g, dtype=F64)
+    w = torch.randn(4, tp.weight_numel, generator=g, dtype=F64)
+    assert_equivariant(
+        tp,
+        irreps_in=[tp.irreps_in1, tp.irreps_in2, None],
+        irreps_out=[tp.irreps_out],
+        args_in=[x1, x2, w],
+    )
+    torch.testing.assert_close(torch.compile(tp, fullgraph=True)(x1, x2, w), tp(x1, x2, w))
+
+
+def test_u_less_v_modes_use_the_pairs():
+    """uvu<v on x (x) x: channel q = (u, v), u < v, is the product of channels u and v."""
+    tp = o3.TensorProduct("3x0e", "3x0e", "3x0e", [(0, 0, 0, "uvu<v", False)])
+    x = torch.tensor([[2.0, 3.0, 5.0]])
+    torch.testing.assert_close(tp(x, x), torch.tensor([[6.0, 10.0, 15.0]]))
+
+
+def test_tensor_square_weighted_form():
+    sq = o3.TensorSquare("2x0e + 1x1o + 1x1o", "2x0e + 1x1e + 1x2e")
+    assert sq.irreps_in == o3.Irreps("2x0e+2x1o") and sq.internal_weights
+    x = sq.irreps_in.randn(200, -1, generator=torch.Generator().manual_seed(0))
+    assert sq(x).shape == (200, sq.irreps_out.dim)
+    ext = o3.TensorSquare("2x1o", "1x0e", internal_weights=False)
+    assert ext(torch.randn(5, 6), torch.randn(5, ext.weight_numel)).shape == (5, 1)
+    with pytest.raises(ValueError, match="not both"):
+        o3.TensorSquare("1o", "0e", filter_ir_out=["0e"])
+    with pytest.raises(ValueError, match="no weights"):
+        o3.TensorSquare("1o", internal_weights=True)

@@ -47,6 +47,7 @@ class CartesianTensor(Irreps):
     1x0e+1x2e
     >>> CartesianTensor("ij")
     1x0e+1x1e+1x2e
+    >>> import torch
     >>> t = torch.tensor([[1.0, 2.0, 0.0], [2.0, 3.0, 0.0], [0.0, 0.0, 5.0]])
     >>> ct = CartesianTensor("ij=ji")
     >>> y = ct.from_cartesian(t)
