@@ -250,3 +250,122 @@ def test_tensor_square_with_irreps_out_matches_e3nn(irreps_in, irreps_out, irrep
         ours.weight.copy_(ref.weight)
     x = ours.irreps_in.randn(6, -1, dtype=F64)
     torch.testing.assert_close(ours(x), ref(x), atol=1e-12, rtol=0)
+
+
+# --------------------------------------------------------------------------- from_e3nn, state dicts
+def _e3nn_modules():
+    return [
+        e3o.FullyConnectedTensorProduct("3x0e+2x1o+1x2e", "2x0e+1x1o", "2x0e+3x1o+1x2e"),
+        e3o.FullyConnectedTensorProduct(
+            "3x0e+2x1o", "2x0e+1x1o", "2x0e+3x1o", irrep_normalization="norm",
+            path_normalization="path",
+        ),
+        e3o.FullyConnectedTensorProduct("3x0e+2x1o", "2x0e+1x1o", "2x0e+3x1o", in1_var=[1.0, 2.0]),
+        e3o.TensorProduct(
+            "3x0e+2x1o", "2x0e+1x1o", "3x0e+2x1o",
+            [(0, 0, 0, "uvu", True), (1, 1, 0, "uvw", True, 0.3), (1, 0, 1, "uvu", True)],
+            shared_weights=False, internal_weights=False,
+        ),
+        e3o.FullTensorProduct("2x0e+1x1o", "1x1o+1x2e"),
+        e3o.ElementwiseTensorProduct("2x0e+3x1o", "4x1o+1x2e"),
+        e3o.TensorSquare("2x0e+2x1o", "3x0e+1x1e+2x2e"),
+        e3o.TensorSquare("2x0e+2x1o"),
+        e3o.TensorSquare("3x1o", filter_ir_out=["0e", "2e"]),
+        e3o.Linear("2x0e+1x1o+3x0e", "3x0e+1x1o"),
+        e3o.Linear("2x0e+1x1o", "3x0e+1x1o+2x0e", biases=True),
+        e3o.Linear("2x0e+1x1o", "3x0e+1x1o", internal_weights=False, shared_weights=False),
+    ]  # fmt: skip
+
+
+def _args(m, n=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    if hasattr(m, "irreps_in1") and type(m).__name__ != "TensorSquare":
+        args = [
+            torch.randn(n, m.irreps_in1.dim, generator=g),
+            torch.randn(n, m.irreps_in2.dim, generator=g),
+        ]
+    else:
+        args = [torch.randn(n, m.irreps_in.dim, generator=g)]
+    if not m.internal_weights and m.weight_numel > 0:
+        args.append(torch.randn(n, m.weight_numel, generator=g))
+    return [a.to(torch.get_default_dtype()) for a in args]
+
+
+@pytest.mark.parametrize("index", range(12))
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_from_e3nn_and_load_state_dict_give_equal_outputs(index, dtype):
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        m = _e3nn_modules()[index]
+        with torch.no_grad():
+            if isinstance(getattr(m, "bias", None), torch.nn.Parameter):
+                m.bias.normal_()  # e3nn starts biases at zero
+        args = _args(m)
+        ref = m(*args)
+        ours = o3.from_e3nn(m)
+        assert ours.irreps_out == o3.Irreps(str(m.irreps_out))
+        tol = 1e-12 if dtype == torch.float64 else 2e-6
+        torch.testing.assert_close(ours(*args), ref, atol=tol, rtol=0)
+        # loading e3nn's state dict (buffers output_mask, generated constants, empty weight)
+        fresh = o3.from_e3nn(m)
+        with torch.no_grad():
+            for p in fresh.parameters():
+                p.normal_()
+        fresh.load_state_dict(m.state_dict(), strict=True)
+        torch.testing.assert_close(fresh(*args), ref, atol=tol, rtol=0)
+    finally:
+        torch.set_default_dtype(old)
+
+
+def test_load_e3nn_state_dict_into_named_modules():
+    ref = e3o.FullyConnectedTensorProduct("4x0e+2x1o", "1x0e+1x1o", "3x0e+2x1o")
+    ours = o3.FullyConnectedTensorProduct("4x0e+2x1o", "1x0e+1x1o", "3x0e+2x1o")
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    x1, x2 = torch.randn(5, 10), torch.randn(5, 4)
+    torch.testing.assert_close(ours(x1, x2), ref(x1, x2), atol=2e-6, rtol=0)
+    lin_ref = e3o.Linear("2x0e+1x1o", "3x0e+2x1o", biases=True)
+    with torch.no_grad():
+        lin_ref.bias.normal_()
+    lin = o3.Linear("2x0e+1x1o", "3x0e+2x1o", biases=True)
+    lin.load_state_dict(lin_ref.state_dict(), strict=True)
+    x = torch.randn(5, 5)
+    torch.testing.assert_close(lin(x), lin_ref(x), atol=2e-6, rtol=0)
+    conv_ref = e3o.TensorProduct(
+        "4x0e+4x1o", "1x0e+1x1o", "4x0e+4x1o",
+        [(0, 0, 0, "uvu", True), (1, 1, 0, "uvu", True), (1, 0, 1, "uvu", True)],
+        shared_weights=False, internal_weights=False,
+    )  # fmt: skip
+    conv = o3.TensorProduct(
+        "4x0e+4x1o", "1x0e+1x1o", "4x0e+4x1o",
+        [(0, 0, 0, "uvu", True), (1, 1, 0, "uvu", True), (1, 0, 1, "uvu", True)],
+        shared_weights=False, internal_weights=False,
+    )  # fmt: skip
+    conv.load_state_dict(conv_ref.state_dict(), strict=True)  # only buffers: nothing to load
+
+
+def test_load_state_dict_still_strict_about_real_keys():
+    ref = e3o.FullyConnectedTensorProduct("2x0e", "1x0e", "2x0e")
+    ours = o3.FullyConnectedTensorProduct("2x0e", "1x0e", "2x0e")
+    sd = dict(ref.state_dict())
+    sd["something_else"] = torch.zeros(1)
+    with pytest.raises(RuntimeError, match="something_else"):
+        ours.load_state_dict(sd, strict=True)
+    sd = dict(ref.state_dict())
+    sd["weight"] = torch.zeros(3)
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        ours.load_state_dict(sd, strict=True)
+    del sd["weight"]
+    with pytest.raises(RuntimeError, match="weight"):
+        ours.load_state_dict(sd, strict=True)
+
+
+def test_from_e3nn_unsupported_linear_options():
+    with pytest.raises(ValueError, match="biases on output blocks"):
+        o3.from_e3nn(e3o.Linear("2x0e", "2x0e+3x0e", biases=[True, False]))
+    with pytest.raises(ValueError, match="custom instructions"):
+        o3.from_e3nn(e3o.Linear("2x0e", "2x0e+3x0e", instructions=[(0, 1)]))
+    with pytest.raises(ValueError, match="path_normalization"):
+        o3.from_e3nn(e3o.Linear("2x0e+3x0e", "2x0e", path_normalization="path"))
+    with pytest.raises(TypeError, match="from_e3nn converts"):
+        o3.from_e3nn(torch.nn.Linear(2, 2))

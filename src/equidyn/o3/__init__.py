@@ -13,6 +13,7 @@ True
 """
 
 from equidyn.o3.cartesian_tensor import CartesianTensor
+from equidyn.o3.from_e3nn import from_e3nn
 from equidyn.o3.irreps import Irrep, Irreps
 from equidyn.o3.linear import Linear
 from equidyn.o3.norm import Norm
@@ -79,6 +80,7 @@ __all__ = [
     "compose_axis_angle",
     "compose_quaternion",
     "ElementwiseTensorProduct",
+    "from_e3nn",
     "FullTensorProduct",
     "FullyConnectedTensorProduct",
     "identity_angles",

@@ -73,6 +73,7 @@ import torch
 from torch import Tensor, nn
 
 from equidyn.o3 import _tp_functional
+from equidyn.o3._e3nn_state import E3nnStateMixin
 from equidyn.o3._native import NativeConv
 from equidyn.o3._tp_backends import Bound, select
 from equidyn.o3._tp_plan import TensorProductPlan, WeightLayout, build_plan
@@ -260,7 +261,7 @@ def _check_same_dtype(
         )
 
 
-class TensorProduct(nn.Module):
+class TensorProduct(E3nnStateMixin):
     r"""The general equivariant tensor product :math:`z = x^{(1)} \otimes_w x^{(2)}`, a sum of
     :class:`Path` contributions (formulas and normalization in the module docstring).
 
@@ -826,6 +827,33 @@ class TensorSquare(TensorProduct):
                 internal_weights=False,
             )
         self.irreps_in = ir
+
+    @classmethod
+    def _with_paths(
+        cls,
+        irreps_in: Irreps,
+        irreps_out: Irreps,
+        paths: Sequence[Path],
+        *,
+        internal_weights: bool,
+        shared_weights: bool | None,
+    ) -> TensorSquare:
+        """A square with exactly these paths (normalizations ``"none"``: the paths' weights
+        carry them), as :func:`~equidyn.o3.from_e3nn` builds from e3nn's instructions."""
+        sq = cls.__new__(cls)
+        TensorProduct.__init__(
+            sq,
+            irreps_in,
+            irreps_in,
+            irreps_out,
+            paths,
+            irrep_normalization="none",
+            path_normalization="none",
+            internal_weights=internal_weights,
+            shared_weights=shared_weights,
+        )
+        sq.irreps_in = irreps_in
+        return sq
 
     def forward(self, x: Tensor, weight: Tensor | None = None) -> Tensor:  # type: ignore[override]
         return super().forward(x, x, weight)
