@@ -12,8 +12,12 @@ True
 1x0e+1x1e+1x2e
 """
 
+from equidyn.o3.cartesian_tensor import CartesianTensor
+from equidyn.o3.from_e3nn import from_e3nn
 from equidyn.o3.irreps import Irrep, Irreps
 from equidyn.o3.linear import Linear
+from equidyn.o3.norm import Norm
+from equidyn.o3.reduced_tensor_products import ReducedTensorProducts
 from equidyn.o3.rotations import (
     angles_to_axis_angle,
     angles_to_matrix,
@@ -69,12 +73,14 @@ __all__ = [
     "axis_angle_to_angles",
     "axis_angle_to_matrix",
     "axis_angle_to_quaternion",
+    "CartesianTensor",
     "ChannelwiseTensorProduct",
     "check_rotation",
     "compose_angles",
     "compose_axis_angle",
     "compose_quaternion",
     "ElementwiseTensorProduct",
+    "from_e3nn",
     "FullTensorProduct",
     "FullyConnectedTensorProduct",
     "identity_angles",
@@ -91,6 +97,7 @@ __all__ = [
     "matrix_x",
     "matrix_y",
     "matrix_z",
+    "Norm",
     "Path",
     "quaternion_to_angles",
     "quaternion_to_axis_angle",
@@ -99,6 +106,7 @@ __all__ = [
     "rand_axis_angle",
     "rand_matrix",
     "rand_quaternion",
+    "ReducedTensorProducts",
     "rotation_tolerance",
     "so3_generators",
     "spherical_harmonics",

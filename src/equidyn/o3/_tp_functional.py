@@ -225,7 +225,7 @@ def _uvw_out(
 _UVW = {"x1": _uvw_x1, "x2": _uvw_x2, "out": _uvw_out}
 
 
-# --------------------------------------------------------------------------- uuu, uvuv
+# --------------------------------------------------------------------------- other modes
 def _pair_path(
     plan: TensorProductPlan,
     q: PairPath,
@@ -235,19 +235,39 @@ def _pair_path(
     ws: list[Tensor | None],
     contrib: _Contrib,
 ) -> None:
-    """A ``uuu`` (``[Z, U, d3]``) or ``uvuv`` (``[Z, U, V, d3]``) path into its block."""
+    """A path of mode ``uuu``, ``uvuv``, ``uvv``, ``uuw``, ``u<vw`` or ``uvu<v`` into its
+    block (``[Z, W * d3]``, ``W`` the output multiplicity)."""
     p = plan.paths[q.path]
     xa, xb = x1b[p.in1], x2b[p.in2]  # [Z, U, d1], [Z, V, d2]
     Z, U, V, d2 = xa.shape[0], xa.shape[1], xb.shape[1], xb.shape[2]
     d3 = plan.irreps_out[p.out].ir.dim
     t = (xa.flatten(0, 1) @ C).reshape(Z, U, d2, d3)
     w = ws[q.path]
-    if p.mode == "uuu":
+    if w is not None:
+        shape = plan.weights.shapes[q.path]
+        w = w.expand(Z, *shape) if w.ndim == len(shape) else w  # [Z, *shape]
+    if p.mode in ("uuu", "uuw"):
         r = (t * xb.unsqueeze(-1)).sum(2)  # [Z, U, d3]
-        if w is not None:
-            r = r * w.reshape(-1, U, 1)
-    else:  # uvuv
+        if p.mode == "uuu":
+            if w is not None:
+                r = r * w.unsqueeze(-1)
+        elif w is not None:
+            r = torch.einsum("zuk,zuw->zwk", r, w)  # [Z, W, d3]
+        else:
+            r = r.sum(1, keepdim=True)  # [Z, 1, d3]
+    else:
         r = torch.einsum("zujk,zvj->zuvk", t, xb)  # [Z, U, V, d3]
-        if w is not None:
-            r = r * w.reshape(-1, U, V, 1)
+        if p.mode == "uvuv":
+            if w is not None:
+                r = r * w.unsqueeze(-1)
+        elif p.mode == "uvv":
+            r = torch.einsum("zuvk,zuv->zvk", r, w) if w is not None else r.sum(1)
+        else:  # the pairs u < v, row-major
+            iu, iv = torch.triu_indices(U, V, 1, device=r.device)
+            r = r[:, iu, iv]  # [Z, Q, d3]
+            if p.mode == "u<vw":
+                assert w is not None  # Path checks that u<vw paths are weighted
+                r = torch.einsum("zqk,zqw->zwk", r, w)  # [Z, W, d3]
+            elif w is not None:  # uvu<v
+                r = r * w.unsqueeze(-1)
     contrib[p.out].append(r.flatten(1))

@@ -16,7 +16,8 @@ in float64; kernel groups name their constants by position in that tuple.
   the same plan.
 * ``uvw`` paths form :class:`UvwGroup`\ s per (output block, first-input block) and
   contraction order (``kind``, see :func:`uvw_kind`).
-* ``uuu`` and ``uvuv`` paths are one :class:`PairPath` each.
+* the other paths (``uuu``, ``uvuv``, ``uvv``, ``uuw``, ``u<vw``, ``uvu<v``) are one
+  :class:`PairPath` each.
 
 >>> from equidyn import o3
 >>> tp = o3.ChannelwiseTensorProduct("4x0e+4x1o", "0e+1o", ["0e", "1o"])
@@ -127,7 +128,8 @@ class UvwGroup:
 
 @dataclass(frozen=True)
 class PairPath:
-    """A ``uuu`` or ``uvuv`` path (index ``path``) with its constant ``[d1, d2 * d3]``."""
+    """A path of another mode than ``uvu``/``uvw`` (index ``path``) with its constant
+    ``[d1, d2 * d3]``."""
 
     path: int
     const: int
@@ -228,7 +230,7 @@ def build_plan(
     pairs = tuple(
         PairPath(i, consts.add(cgs[i].reshape(irreps_in1[paths[i].in1].ir.dim, -1)))
         for i in live
-        if paths[i].mode in ("uuu", "uvuv")
+        if paths[i].mode not in ("uvu", "uvw")
     )
     runs = [r for g in uvu.groups for r in g.runs]
     fused = all(r.V == 1 and r.weighted for r in runs)

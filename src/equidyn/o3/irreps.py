@@ -162,6 +162,94 @@ class Irrep(tuple):
         det = check_rotation(R, allow_improper=True)  # (...)
         return _irrep_D(self, R, det)
 
+    def D_from_angles(
+        self,
+        alpha: torch.Tensor,
+        beta: torch.Tensor,
+        gamma: torch.Tensor,
+        k: torch.Tensor | int | None = None,
+    ) -> torch.Tensor:
+        r"""The representation matrix :math:`p^k D^l(\alpha, \beta, \gamma)` of the element
+        :math:`(-1)^k Y(\alpha) X(\beta) Y(\gamma)` (e3nn's signature).
+
+        Args:
+            alpha, beta, gamma: ``(...)`` Euler angles (broadcast; numbers accepted).
+            k: ``(...)`` how many times the inversion :math:`-I` is applied (integer
+                valued; only its parity matters); ``None`` means 0.
+
+        Returns:
+            ``(..., 2l+1, 2l+1)``
+
+        >>> a, b, c = torch.tensor(0.1), torch.tensor(0.2), torch.tensor(0.3)
+        >>> D = Irrep("1e").D_from_angles(a, b, c, k=torch.tensor(1))
+        >>> from equidyn.o3 import angles_to_matrix
+        >>> torch.allclose(D, angles_to_matrix(a, b, c), atol=1e-6)  # pseudovector: no sign
+        True
+        """
+        return _irrep_D_angles(self, alpha, beta, gamma, k)
+
+    def D_from_quaternion(
+        self, q: torch.Tensor, k: torch.Tensor | int | None = None
+    ) -> torch.Tensor:
+        r""":meth:`D_from_angles` of the rotation of unit quaternion ``q`` ``(..., 4)``
+        (``(w, x, y, z)``, as :func:`~equidyn.o3.quaternion_to_matrix`), times :math:`p^k`.
+
+        >>> Irrep("2e").D_from_quaternion(torch.tensor([1.0, 0, 0, 0])).diagonal()
+        tensor([1., 1., 1., 1., 1.])
+        """
+        from equidyn.o3.rotations import quaternion_to_angles
+
+        return self.D_from_angles(*quaternion_to_angles(q), k)
+
+    def D_from_axis_angle(self, axis: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
+        r""":meth:`D_from_angles` of the rotation by ``angle`` ``(...)`` about ``axis``
+        ``(..., 3)`` (a proper rotation: no parity factor, as in e3nn).
+
+        >>> axis, angle = torch.tensor([0.0, 0.0, 1.0]), torch.tensor(1.0)
+        >>> from equidyn.o3 import axis_angle_to_matrix
+        >>> D = Irrep("1o").D_from_axis_angle(axis, angle)
+        >>> torch.allclose(D, axis_angle_to_matrix(axis, angle), atol=1e-6)
+        True
+        """
+        from equidyn.o3.rotations import axis_angle_to_angles
+
+        return self.D_from_angles(*axis_angle_to_angles(axis, angle))
+
+
+def _angles_and_k(
+    alpha: Any, beta: Any, gamma: Any, k: Any
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The angles and ``k`` as broadcast tensors (numbers are converted)."""
+    like = next((t for t in (alpha, beta, gamma) if isinstance(t, torch.Tensor)), None)
+    dtype = like.dtype if like is not None else torch.get_default_dtype()
+    device = like.device if like is not None else None
+    angles = []
+    for name, t in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
+        if not isinstance(t, torch.Tensor):
+            if isinstance(t, bool) or not isinstance(t, (int, float)):
+                raise TypeError(f"{name} must be a tensor or a number, got {type(t).__name__}")
+            t = torch.tensor(float(t), dtype=dtype, device=device)
+        angles.append(t)
+    if k is None:
+        k = torch.zeros((), dtype=dtype, device=device)
+    elif not isinstance(k, torch.Tensor):
+        if isinstance(k, bool) or not isinstance(k, (int, float)):
+            raise TypeError(f"k must be a tensor, an int or None, got {type(k).__name__}")
+        k = torch.tensor(k, device=device)
+    a, b, c, k = torch.broadcast_tensors(*angles, k)
+    return a, b, c, k
+
+
+def _irrep_D_angles(ir: Irrep, alpha: Any, beta: Any, gamma: Any, k: Any) -> torch.Tensor:
+    from equidyn.o3.wigner import wigner_D_from_angles
+
+    a, b, c, k = _angles_and_k(alpha, beta, gamma, k)
+    D = wigner_D_from_angles(ir.l, a, b, c)  # (..., 2l+1, 2l+1)
+    if ir.p == -1:
+        odd = torch.remainder(torch.round(k), 2) != 0  # (...)
+        D = torch.where(odd[..., None, None], -D, D)
+    return D
+
 
 def _irrep_D(ir: Irrep, R: torch.Tensor, det: torch.Tensor) -> torch.Tensor:
     """``p^k D^l(R')`` given ``det = (-1)^k``, no validation."""
@@ -483,6 +571,48 @@ class Irreps(tuple):
             R.dtype,
             R.device,
         )
+
+    def D_from_angles(
+        self,
+        alpha: torch.Tensor,
+        beta: torch.Tensor,
+        gamma: torch.Tensor,
+        k: torch.Tensor | int | None = None,
+    ) -> torch.Tensor:
+        r"""Block-diagonal :math:`\bigoplus p_i^k D^{l_i}(\alpha, \beta, \gamma)`, shape
+        ``(..., dim, dim)``; see :meth:`Irrep.D_from_angles`.
+
+        >>> a = torch.tensor(0.3)
+        >>> Irreps("2x0e + 1x1o").D_from_angles(a, a, a, k=1).shape
+        torch.Size([5, 5])
+        """
+        a, b, c, kk = _angles_and_k(alpha, beta, gamma, k)
+        blocks = [_irrep_D_angles(ir, a, b, c, kk) for mul, ir in self for _ in range(mul)]
+        return _block_diag(blocks, a.shape, a.dtype, a.device)
+
+    def D_from_quaternion(
+        self, q: torch.Tensor, k: torch.Tensor | int | None = None
+    ) -> torch.Tensor:
+        """:meth:`D_from_angles` of the rotation of unit quaternion ``q`` ``(..., 4)``.
+
+        >>> Irreps("1x1o").D_from_quaternion(torch.tensor([1.0, 0, 0, 0]))
+        tensor([[1., 0., 0.],
+                [0., 1., 0.],
+                [0., 0., 1.]])
+        """
+        from equidyn.o3.rotations import quaternion_to_angles
+
+        return self.D_from_angles(*quaternion_to_angles(q), k)
+
+    def D_from_axis_angle(self, axis: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
+        """:meth:`D_from_angles` of the rotation by ``angle`` about ``axis`` ``(..., 3)``.
+
+        >>> Irreps("1x0e + 1x1o").D_from_axis_angle(torch.tensor([0.0, 1, 0]), 0.0).shape
+        torch.Size([4, 4])
+        """
+        from equidyn.o3.rotations import axis_angle_to_angles
+
+        return self.D_from_angles(*axis_angle_to_angles(axis, angle))
 
 
 def _block_diag(

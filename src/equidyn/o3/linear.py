@@ -23,13 +23,14 @@ import math
 import torch
 from torch import Tensor, nn
 
+from equidyn.o3._e3nn_state import E3nnStateMixin
 from equidyn.o3._weights import resolve_weight
 from equidyn.o3.irreps import Irrep, Irreps
 
 __all__ = ["Linear"]
 
 
-class Linear(nn.Module):
+class Linear(E3nnStateMixin):
     r"""Equivariant linear map ``irreps_in -> irreps_out`` (formula in the module docstring).
 
     Args:

@@ -18,9 +18,16 @@ mode        output channel                weight                          fan-in
 ``uvu``     :math:`u` (W = U)             :math:`w_{uv}`, shape (U, V)    :math:`V`
 ``uuu``     :math:`u` (U = V = W)         :math:`w_{u}`, shape (U,)       1
 ``uvuv``    :math:`(u, v)` (W = UV)       :math:`w_{uv}`, shape (U, V)    1
+``uvv``     :math:`v` (W = V)             :math:`w_{uv}`, shape (U, V)    :math:`U`
+``uuw``     :math:`w` (U = V)             :math:`w_{uw}`, shape (U, W)    :math:`U`
+``u<vw``    :math:`w` (U = V, pairs       :math:`w_{qw}`, shape (Q, W)    :math:`Q`
+            :math:`q = (u < v)`)
+``uvu<v``   :math:`q = (u < v)`           :math:`w_{q}`, shape (Q,)       1
+            (U = V, W = Q)
 ==========  ============================  ==============================  =============
 
-An unweighted path uses :math:`w \equiv 1`. The weights of all weighted paths are
+with :math:`Q = U(U-1)/2` pairs :math:`u < v` in row-major order. An unweighted path uses
+:math:`w \equiv 1`. The weights of all weighted paths are
 concatenated, each flattened row-major in the shape above, into one vector of length
 ``weight_numel`` (the same layout as e3nn's instructions).
 
@@ -33,7 +40,9 @@ concatenated, each flattened row-major in the shape above, into one vector of le
   (``"element"``: the sum over all paths ``q`` into the same output block, so every output
   element has unit variance), :math:`\alpha^2 = a / (\text{fan-in}(p)\, n_\text{out})`
   (``"path"``: every path counts equally; :math:`n_\text{out}` paths into that block), or
-  :math:`\alpha^2 = a` (``"none"``).
+  :math:`\alpha^2 = a` (``"none"``);
+* a path's own ``path_weight`` :math:`\lambda \ge 0` multiplies :math:`\alpha^2` (so the
+  output of the path scales by :math:`\sqrt{\lambda}`; e3nn's sixth instruction entry).
 
 So with unit-variance inputs and weights (the initialisation), outputs have unit variance.
 These are the formulas of e3nn 0.6, so modules with copied weights give the same numbers.
@@ -64,6 +73,7 @@ import torch
 from torch import Tensor, nn
 
 from equidyn.o3 import _tp_functional
+from equidyn.o3._e3nn_state import E3nnStateMixin
 from equidyn.o3._native import NativeConv
 from equidyn.o3._tp_backends import Bound, select
 from equidyn.o3._tp_plan import TensorProductPlan, WeightLayout, build_plan
@@ -82,21 +92,25 @@ __all__ = [
     "tensor_product_irreps",
 ]
 
-_MODES = ("uvw", "uvu", "uuu", "uvuv")
+_MODES = ("uvw", "uvu", "uuu", "uvuv", "uvv", "uuw", "u<vw", "uvu<v")
 _IRREP_NORMS = ("component", "norm", "none")
 _PATH_NORMS = ("element", "path", "none")
 
 
 @dataclass(frozen=True)
 class Path:
-    """One path of a tensor product: block ``in1`` of the first input times block ``in2`` of
+    r"""One path of a tensor product: block ``in1`` of the first input times block ``in2`` of
     the second, into block ``out`` of the output (indices into the three ``Irreps``).
 
-    ``mode`` is the channel pattern (``"uvw"``, ``"uvu"``, ``"uuu"`` or ``"uvuv"``, see the
-    module docstring) and ``weighted`` whether it has learnable weights.
+    ``mode`` is the channel pattern (``"uvw"``, ``"uvu"``, ``"uuu"``, ``"uvuv"``, ``"uvv"``,
+    ``"uuw"``, ``"u<vw"`` or ``"uvu<v"``, see the module docstring), ``weighted`` whether it
+    has learnable weights and ``path_weight`` a fixed factor :math:`\lambda \ge 0` of its
+    squared normalization (e3nn's optional sixth instruction entry; 1 by default).
 
     >>> Path(0, 1, 2, "uvu", True)
-    Path(in1=0, in2=1, out=2, mode='uvu', weighted=True)
+    Path(in1=0, in2=1, out=2, mode='uvu', weighted=True, path_weight=1.0)
+    >>> Path.from_e3nn((0, 0, 1, "uvw", True, 0.5))
+    Path(in1=0, in2=0, out=1, mode='uvw', weighted=True, path_weight=0.5)
     """
 
     in1: int
@@ -104,6 +118,22 @@ class Path:
     out: int
     mode: str = "uvw"
     weighted: bool = True
+    path_weight: float = 1.0
+
+    @staticmethod
+    def from_e3nn(instruction: Path | Sequence[Any]) -> Path:
+        """The path of an e3nn instruction tuple
+        ``(i_in1, i_in2, i_out, mode, has_weight[, path_weight])``."""
+        if isinstance(instruction, Path):
+            return instruction
+        if not isinstance(instruction, (tuple, list)) or len(instruction) not in (5, 6):
+            raise TypeError(
+                f"an instruction must be an o3.Path or a tuple (i_in1, i_in2, i_out, mode, "
+                f"has_weight[, path_weight]), got {instruction!r}"
+            )
+        weight = float(instruction[5]) if len(instruction) == 6 else 1.0
+        i1, i2, out, mode, weighted = instruction[:5]
+        return Path(i1, i2, out, mode, weighted, weight)
 
     def __post_init__(self) -> None:
         for name in ("in1", "in2", "out"):
@@ -114,6 +144,11 @@ class Path:
             raise ValueError(f"Path.mode must be one of {_MODES}, got {self.mode!r}")
         if not isinstance(self.weighted, bool):
             raise TypeError(f"Path.weighted must be a bool, got {self.weighted!r}")
+        w = self.path_weight
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
+            raise ValueError(f"Path.path_weight must be a finite number >= 0, got {w!r}")
+        if self.mode == "u<vw" and not self.weighted:
+            raise ValueError(f"{self}: mode 'u<vw' needs weights (weighted=True)")
 
 
 def _filter_set(filter_ir_out: Any) -> set[Irrep] | None:
@@ -182,15 +217,30 @@ def tensor_product_irreps(
 
 
 def _fan_in(mode: str, mul1: int, mul2: int) -> int:
-    return {"uvw": mul1 * mul2, "uvu": mul2, "uuu": 1, "uvuv": 1}[mode]
+    pairs = mul1 * (mul2 - 1) // 2
+    return {
+        "uvw": mul1 * mul2,
+        "uvu": mul2,
+        "uuu": 1,
+        "uvuv": 1,
+        "uvv": mul1,
+        "uuw": mul1,
+        "u<vw": pairs,
+        "uvu<v": 1,
+    }[mode]
 
 
 def _weight_shape(mode: str, mul1: int, mul2: int, mul_out: int) -> tuple[int, ...]:
+    pairs = mul1 * (mul2 - 1) // 2
     return {
         "uvw": (mul1, mul2, mul_out),
         "uvu": (mul1, mul2),
         "uuu": (mul1,),
         "uvuv": (mul1, mul2),
+        "uvv": (mul1, mul2),
+        "uuw": (mul1, mul_out),
+        "u<vw": (pairs, mul_out),
+        "uvu<v": (pairs,),
     }[mode]
 
 
@@ -211,7 +261,7 @@ def _check_same_dtype(
         )
 
 
-class TensorProduct(nn.Module):
+class TensorProduct(E3nnStateMixin):
     r"""The general equivariant tensor product :math:`z = x^{(1)} \otimes_w x^{(2)}`, a sum of
     :class:`Path` contributions (formulas and normalization in the module docstring).
 
@@ -219,9 +269,15 @@ class TensorProduct(nn.Module):
         irreps_in1, irreps_in2, irreps_out: the irreps of the inputs and of the output.
         paths: the :class:`Path` list; each checks ``p_out = p1 p2``, the triangle rule and
             the multiplicities of its mode (``uvu``: W = U, ``uuu``: U = V = W, ``uvuv``:
-            W = U V). Output blocks that no path reaches are zero.
-        irrep_normalization: ``"component"`` (default), ``"norm"`` or ``"none"``.
-        path_normalization: ``"element"`` (default), ``"path"`` or ``"none"``.
+            W = U V, ``uvv``: W = V, ``uuw``/``u<vw``: U = V). Output blocks that no path
+            reaches are zero. e3nn instruction tuples
+            ``(i_in1, i_in2, i_out, mode, has_weight[, path_weight])`` are accepted too and
+            converted with :meth:`Path.from_e3nn`.
+        instructions: e3nn's name for ``paths`` (give one of the two).
+        irrep_normalization: ``"component"`` (default; ``None`` means it, as in e3nn),
+            ``"norm"`` or ``"none"``.
+        path_normalization: ``"element"`` (default, also for ``None``), ``"path"`` or
+            ``"none"``.
         internal_weights: keep the weights as the parameter ``.weight`` (unit-normal init).
             Default: ``True`` unless ``shared_weights=False``.
         shared_weights: with external weights, ``True`` demands a weight of shape
@@ -240,6 +296,9 @@ class TensorProduct(nn.Module):
     4
     >>> tp(torch.randn(10, 6), torch.randn(10, 3), torch.randn(10, 4)).shape
     torch.Size([10, 8])
+    >>> tp = TensorProduct("2x1o", "2x1o", "3x0e", instructions=[(0, 0, 0, "uuw", True, 0.5)])
+    >>> tp.paths[0], tp.weight_numel
+    (Path(in1=0, in2=0, out=0, mode='uuw', weighted=True, path_weight=0.5), 6)
     """
 
     def __init__(
@@ -247,14 +306,26 @@ class TensorProduct(nn.Module):
         irreps_in1: Irreps | str,
         irreps_in2: Irreps | str,
         irreps_out: Irreps | str,
-        paths: Sequence[Path],
+        paths: Sequence[Path | tuple] | None = None,
         *,
-        irrep_normalization: str = "component",
-        path_normalization: str = "element",
+        instructions: Sequence[Path | tuple] | None = None,
+        irrep_normalization: str | None = "component",
+        path_normalization: str | None = "element",
         internal_weights: bool | None = None,
         shared_weights: bool | None = None,
     ) -> None:
         super().__init__()
+        if (paths is None) == (instructions is None):
+            raise TypeError(
+                "TensorProduct needs the paths: pass paths=[o3.Path(...), ...] or e3nn's "
+                "instructions=[(i_in1, i_in2, i_out, mode, has_weight[, path_weight]), ...]"
+                + (" (not both)" if paths is not None else "")
+            )
+        given = paths if paths is not None else instructions
+        assert given is not None
+        # e3nn's None means its default
+        irrep_normalization = irrep_normalization or "component"
+        path_normalization = path_normalization or "element"
         self.irreps_in1 = Irreps(irreps_in1)
         self.irreps_in2 = Irreps(irreps_in2)
         self.irreps_out = Irreps(irreps_out)
@@ -268,7 +339,7 @@ class TensorProduct(nn.Module):
             )
         self.irrep_normalization = irrep_normalization
         self.path_normalization = path_normalization
-        self.paths: tuple[Path, ...] = tuple(paths)
+        self.paths: tuple[Path, ...] = tuple(Path.from_e3nn(p) for p in given)
         for p in self.paths:
             self._check_path(p)
         if internal_weights is None:
@@ -307,16 +378,24 @@ class TensorProduct(nn.Module):
                 f"{p}: {ir1} x {ir2} cannot give {ir3} (need |l1-l2| <= l3 <= l1+l2 and "
                 f"parity p1*p2 = {ir1.p * ir2.p})"
             )
-        ok = {
-            "uvw": True,
-            "uvu": m3 == m1,
-            "uuu": m1 == m2 == m3,
-            "uvuv": m3 == m1 * m2,
-        }[p.mode]
+        needs = {
+            "uvw": (True, ""),
+            "uvu": (m3 == m1, "mul_out == mul1"),
+            "uuu": (m1 == m2 == m3, "mul1 == mul2 == mul_out"),
+            "uvuv": (m3 == m1 * m2, "mul_out == mul1 * mul2"),
+            "uvv": (m3 == m2, "mul_out == mul2"),
+            "uuw": (
+                m1 == m2 and (p.weighted or m3 == 1),
+                "mul1 == mul2 (and mul_out == 1 without weights)",
+            ),
+            "u<vw": (m1 == m2, "mul1 == mul2"),
+            "uvu<v": (
+                m1 == m2 and m3 == m1 * (m1 - 1) // 2,
+                "mul1 == mul2, mul_out == mul1 * (mul1 - 1) / 2",
+            ),
+        }
+        ok, need = needs[p.mode]
         if not ok:
-            need = {"uvu": "mul_out == mul1", "uuu": "mul1 == mul2 == mul_out"}.get(
-                p.mode, "mul_out == mul1 * mul2"
-            )
             raise ValueError(
                 f"{p}: mode {p.mode!r} needs {need}, got mul1={m1}, mul2={m2}, mul_out={m3}"
             )
@@ -354,7 +433,7 @@ class TensorProduct(nn.Module):
             x = fan(p) * sum(1 for q in self.paths if q.out == p.out)
         else:
             x = 1
-        return math.sqrt(a / x) if x > 0 else math.sqrt(a)
+        return math.sqrt((a / x if x > 0 else a) * p.path_weight)
 
     def _cg(self, i: int) -> Tensor:
         """alpha * C^{l1 l2 l3} of path ``i`` in float64, shape (d1, d2, d3)."""
@@ -641,37 +720,140 @@ class ElementwiseTensorProduct(TensorProduct):
         )
 
 
+def _square_paths(irreps_in: Irreps, irreps_out: Irreps, irrep_normalization: str) -> list[Path]:
+    """The weighted paths of ``TensorSquare(irreps_in, irreps_out)`` (both simplified): for
+    blocks ``a < b`` a ``uvw`` path, for ``a = b`` a ``u<vw`` path (pairs ``u < v``, when
+    ``U > 1``) and, for even ``l_out`` (the only ones the symmetric diagonal reaches), a
+    ``uuw`` path; the irrep normalization is carried by the paths' ``path_weight``
+    (e3nn's constants)."""
+    paths = []
+    for a, (mul, ir1) in enumerate(irreps_in):
+        for b, (_, ir2) in enumerate(irreps_in):
+            if b < a:
+                continue
+            for c, (_, ir3) in enumerate(irreps_out):
+                if ir3 not in ir1 * ir2:
+                    continue
+                lam = {"component": ir3.dim, "norm": ir1.dim * ir2.dim, "none": 1}[
+                    irrep_normalization
+                ]
+                if a < b:
+                    paths.append(Path(a, b, c, "uvw", True, float(lam)))
+                    continue
+                if mul > 1:
+                    paths.append(Path(a, a, c, "u<vw", True, float(lam)))
+                if ir3.l % 2 == 0:
+                    if irrep_normalization == "component":
+                        lam = 1 / (ir1.dim + 2) if ir3.l == 0 else ir3.dim / 2
+                    elif irrep_normalization == "norm":
+                        lam = ir1.dim if ir3.l == 0 else ir1.dim * (ir1.dim + 2) / 2
+                    paths.append(Path(a, a, c, "uuw", True, float(lam)))
+    return paths
+
+
 class TensorSquare(TensorProduct):
-    r"""The product of an input with itself, :math:`x \otimes x`, keeping each unordered pair
-    of channels once: for blocks :math:`a \le b` and all output irreps :math:`l_3` (in
-    ``filter_ir_out``), a ``uvuv`` path; for :math:`a = b` the symmetric-square duplicate
-    pairs are not removed (the output has :math:`U^2` channels, as :class:`FullTensorProduct`).
-    Called with one argument.
+    r"""The product of an input with itself, :math:`x \otimes x`.
+
+    * ``TensorSquare(irreps_in, irreps_out)`` (e3nn's weighted form): fully connected into
+      the given output irreps, each unordered pair of channels once. ``irreps_in`` and
+      ``irreps_out`` are simplified; for blocks :math:`a < b` a ``uvw`` path, for
+      :math:`a = b` a ``u<vw`` path over the pairs :math:`u < v` and, for even :math:`l_3`,
+      a ``uuw`` path over the diagonal :math:`u = v`, with e3nn's normalization constants
+      (``irrep_normalization`` as in e3nn) and internal weights by default. With copied
+      weights the outputs equal e3nn's.
+    * ``TensorSquare(irreps_in, filter_ir_out=...)`` (no weights): for blocks :math:`a \le b`
+      and all output irreps :math:`l_3` (in ``filter_ir_out``), a ``uvuv`` path; for
+      :math:`a = b` the symmetric-square duplicate pairs are not removed (the output has
+      :math:`U^2` channels, as :class:`FullTensorProduct`; e3nn keeps :math:`u < v` and the
+      diagonal instead, see ``docs/porting_from_e3nn.md``).
+
+    Called with one argument (and ``weight`` for external weights).
 
     >>> sq = TensorSquare("1x1o", filter_ir_out=["0e"])
     >>> x = torch.tensor([[1.0, 2.0, 2.0]])
     >>> sq(x) * 3**0.5  # |x|^2
     tensor([[9.0000]])
+    >>> sq = TensorSquare("2x0e + 1x1o", "3x0e + 1x2e")
+    >>> sq.weight_numel, sq(torch.randn(4, 5)).shape
+    (13, torch.Size([4, 8]))
     """
 
     def __init__(
         self,
         irreps_in: Irreps | str,
+        irreps_out: Irreps | str | None = None,
         filter_ir_out: Iterable[Any] | None = None,
         *,
-        irrep_normalization: str = "component",
+        irrep_normalization: str | None = "component",
+        internal_weights: bool | None = None,
+        shared_weights: bool | None = None,
     ) -> None:
-        ir = Irreps(irreps_in)
-        irreps_out, paths = _product_paths(ir, ir, filter_ir_out, "uvuv", "upper")
-        super().__init__(
-            ir,
-            ir,
+        irrep_normalization = irrep_normalization or "component"
+        if irrep_normalization not in _IRREP_NORMS:
+            raise ValueError(
+                f"irrep_normalization must be one of {_IRREP_NORMS}, got {irrep_normalization!r}"
+            )
+        if irreps_out is not None:
+            if filter_ir_out is not None:
+                raise ValueError(
+                    "TensorSquare takes irreps_out (weighted) or filter_ir_out (no weights), "
+                    f"not both: got irreps_out={irreps_out!r}, filter_ir_out={filter_ir_out!r}"
+                )
+            ir = Irreps(irreps_in).simplify()
+            out = Irreps(irreps_out).simplify()
+            super().__init__(
+                ir,
+                ir,
+                out,
+                _square_paths(ir, out, irrep_normalization),
+                irrep_normalization="none",
+                internal_weights=internal_weights,
+                shared_weights=shared_weights,
+            )
+        else:
+            if internal_weights or shared_weights is not None:
+                raise ValueError(
+                    "TensorSquare without irreps_out has no weights: give irreps_out for the "
+                    "weighted (fully connected) square"
+                )
+            ir = Irreps(irreps_in)
+            out, paths = _product_paths(ir, ir, filter_ir_out, "uvuv", "upper")
+            super().__init__(
+                ir,
+                ir,
+                out,
+                paths,
+                irrep_normalization=irrep_normalization,
+                internal_weights=False,
+            )
+        self.irreps_in = ir
+
+    @classmethod
+    def _with_paths(
+        cls,
+        irreps_in: Irreps,
+        irreps_out: Irreps,
+        paths: Sequence[Path],
+        *,
+        internal_weights: bool,
+        shared_weights: bool | None,
+    ) -> TensorSquare:
+        """A square with exactly these paths (normalizations ``"none"``: the paths' weights
+        carry them), as :func:`~equidyn.o3.from_e3nn` builds from e3nn's instructions."""
+        sq = cls.__new__(cls)
+        TensorProduct.__init__(
+            sq,
+            irreps_in,
+            irreps_in,
             irreps_out,
             paths,
-            irrep_normalization=irrep_normalization,
-            internal_weights=False,
+            irrep_normalization="none",
+            path_normalization="none",
+            internal_weights=internal_weights,
+            shared_weights=shared_weights,
         )
-        self.irreps_in = ir
+        sq.irreps_in = irreps_in
+        return sq
 
     def forward(self, x: Tensor, weight: Tensor | None = None) -> Tensor:  # type: ignore[override]
         return super().forward(x, x, weight)

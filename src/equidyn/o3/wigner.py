@@ -248,9 +248,22 @@ def _wigner_D(l: int, R: Tensor) -> Tensor:
     return torch.where(use_q[..., None, None], P @ D, D)  # (..., 2l+1, 2l+1)
 
 
-def wigner_D(l: int, R: Tensor) -> Tensor:
+def _as_angle(x: object, name: str, like: Tensor | None) -> Tensor:
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, numbers.Real) and not isinstance(x, bool):
+        dtype = like.dtype if like is not None else torch.get_default_dtype()
+        device = like.device if like is not None else None
+        return torch.tensor(float(x), dtype=dtype, device=device)
+    raise TypeError(f"wigner_D: {name} must be a tensor or a real number, got {type(x).__name__}")
+
+
+def wigner_D(l: int, *args: Tensor | float) -> Tensor:
     r"""Wigner D matrix :math:`D^l(R)` of proper rotations in the real basis, shape
-    ``(..., 2l+1, 2l+1)`` for ``R`` of shape ``(..., 3, 3)``.
+    ``(..., 2l+1, 2l+1)``: ``wigner_D(l, R)`` for rotation matrices ``R`` of shape
+    ``(..., 3, 3)``, or ``wigner_D(l, alpha, beta, gamma)`` for Euler angles (e3nn's call,
+    :math:`R = Y(\alpha) X(\beta) Y(\gamma)`, see :func:`wigner_D_from_angles`; the angles
+    broadcast, numbers are accepted). Any other number of arguments raises ``TypeError``.
 
     :math:`D^l` is the representation with :math:`Y^l(Rx) = D^l(R) Y^l(x)`:
     :math:`D^l(\exp(\theta[n]_\times)) = \exp(\theta\, n\cdot J)` (:func:`so3_generators`),
@@ -276,7 +289,28 @@ def wigner_D(l: int, R: Tensor) -> Tensor:
             [ 0.0000,  0.0000, -0.5000,  0.0000, -0.8660],
             [ 1.0000,  0.0000,  0.0000,  0.0000,  0.0000],
             [ 0.0000,  0.0000, -0.8660,  0.0000,  0.5000]], dtype=torch.float64)
+    >>> a, b, c = (torch.tensor(t, dtype=torch.float64) for t in (0.1, 0.2, 0.3))
+    >>> from equidyn.o3.rotations import angles_to_matrix
+    >>> torch.allclose(wigner_D(2, a, b, c), wigner_D(2, angles_to_matrix(a, b, c)))
+    True
     """
+    if len(args) == 3:
+        tensors = [a for a in args if isinstance(a, Tensor)]
+        like = tensors[0] if tensors else None
+        alpha, beta, gamma = (
+            _as_angle(x, name, like) for x, name in zip(args, ("alpha", "beta", "gamma"))
+        )
+        return wigner_D_from_angles(l, alpha, beta, gamma)  # (..., 2l+1, 2l+1)
+    if len(args) != 1:
+        raise TypeError(
+            f"wigner_D takes (l, R) with R a (..., 3, 3) rotation matrix or (l, alpha, beta, "
+            f"gamma) with Euler angles, got {len(args)} argument(s) after l"
+        )
+    R = args[0]
+    if not isinstance(R, Tensor):
+        raise TypeError(
+            f"wigner_D(l, R): R must be a tensor of shape (..., 3, 3), got {type(R).__name__}"
+        )
     l = _check_l(l)
     det = check_rotation(R, allow_improper=True, name="R")  # (...)
     if not _is_compiling() and bool((det < 0).any()):
