@@ -114,6 +114,8 @@ def test_sorted_and_on_input_device_dtype_independent():
 def test_empty_and_isolated():
     ei, sh = neighbor_list(torch.zeros(0, 3), 2.0)
     assert ei.shape == (2, 0) and sh.shape == (0, 3)
+    ei, sh = neighbor_list(torch.zeros(0, 3), 2.0, cell=torch.eye(3) * 2, pbc=True)
+    assert ei.shape == (2, 0) and sh.shape == (0, 3)
     ei, sh = neighbor_list(torch.tensor([[0.0, 0, 0], [5.0, 0, 0]]), 2.0)
     assert ei.shape == (2, 0)
 

@@ -378,7 +378,8 @@ def neighbor_list(
         else _vesin_list
     )
     parts = [(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3), np.int64))]
-    for idx, group_pos, search_cell in _search_groups(pos_np, r_max, cell_np, pbc_np):
+    groups = _search_groups(pos_np, r_max, cell_np, pbc_np) if pos_np.shape[0] else []
+    for idx, group_pos, search_cell in groups:
         # search with the atoms wrapped into the cell, then undo the wrapping in the shifts:
         # r_j - r_i + S C = w_j - w_i + S' C with S = S' + n_i - n_j (atoms far outside the
         # cell gave wrong lists: vesin's shifts are int32)
