@@ -114,6 +114,8 @@ def test_sorted_and_on_input_device_dtype_independent():
 def test_empty_and_isolated():
     ei, sh = neighbor_list(torch.zeros(0, 3), 2.0)
     assert ei.shape == (2, 0) and sh.shape == (0, 3)
+    ei, sh = neighbor_list(torch.zeros(0, 3), 2.0, cell=torch.eye(3) * 2, pbc=True)
+    assert ei.shape == (2, 0) and sh.shape == (0, 3)
     ei, sh = neighbor_list(torch.tensor([[0.0, 0, 0], [5.0, 0, 0]]), 2.0)
     assert ei.shape == (2, 0)
 
@@ -291,3 +293,79 @@ def test_anisotropic_cell_too_large_for_fallback_is_a_clear_error(monkeypatch):
     pos = torch.rand(20, 3, dtype=torch.float64) @ cell
     with pytest.raises(ValueError, match="too anisotropic"):
         neighbor_list(pos, 5.0, cell=cell, pbc=True)
+
+
+_HOSTILE_CASES = r"""
+import numpy as np, torch
+from equidyn.graph.neighbors import neighbor_list
+P = np.array([[0.0, 0, 0], [2, 0, 0], [0, 2, 0], [1, 1, 1]])
+far_x = P.copy(); far_x[1, 0] += 5e10   # 1e10 cells away: vesin's int32 shifts overflow
+far_z = P.copy(); far_z[1, 2] += 1e6    # far along the open direction of a slab
+cases = [
+    (P * np.array([1.0, 1.0, 1e299]), None, False),          # spread over 1e299 Å: SIGFPE
+    (np.concatenate([P, P + 1e10, P * 1e200]), None, False),
+    (P, np.eye(3) * 1e300, True),                             # cell volume overflows: SIGFPE
+    (P, np.diag([5.0, 5.0, 1e200]), True),                    # was called singular
+    (far_z, np.diag([5.0, 5.0, 10.0]), [True, True, False]),  # SIGFPE
+    (far_x, np.eye(3) * 5.0, True),                           # wrong list
+]
+for pos, cell, pbc in cases:
+    c = None if cell is None else torch.tensor(cell)
+    a = neighbor_list(torch.tensor(pos), 4.0, cell=c, pbc=pbc)
+    b = neighbor_list(torch.tensor(pos), 4.0, cell=c, pbc=pbc, backend="brute")
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]), (pos, cell)
+    assert a[0].shape[1] > 0
+print("ok", len(cases))
+"""
+
+
+@pytest.mark.skipif(not _vesin_available(), reason="vesin not installed")
+def test_hostile_geometries_do_not_crash_and_match_brute_force():
+    """Issue 12: atoms 1e299 Å apart, cells of 1e300 Å and atoms far outside a slab killed
+    Python (SIGFPE in vesin); atoms 1e10 cells away got a wrong list. Run in a subprocess."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _HOSTILE_CASES], capture_output=True, text=True)
+    assert out.returncode == 0, (out.returncode, out.stderr[-2000:])
+    assert out.stdout.strip() == "ok 6"
+
+
+def test_far_atom_is_the_shifted_copy_of_a_near_one():
+    """An atom 1e10 cells away sees the same neighbours, at the same distances, as its image
+    in the cell (the shifts absorb the 1e10 lattice vectors)."""
+    pos = torch.tensor([[0.0, 0, 0], [2, 0, 0], [0, 2, 0]], dtype=torch.float64)
+    cell = torch.eye(3, dtype=torch.float64) * 5.0
+    far = pos.clone()
+    far[1, 0] += 5e10
+    for backend in ("brute", "auto"):
+        a, sa = neighbor_list(pos, 4.0, cell, True, backend=backend)
+        b, sb = neighbor_list(far, 4.0, cell, True, backend=backend)
+        assert torch.equal(a, b)
+        da = edge_vectors(pos, a, sa, cell).norm(dim=1)
+        db = edge_vectors(far, b, sb, cell).norm(dim=1)
+        torch.testing.assert_close(da, db, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(
+    "pos, cell, pbc, match",
+    [
+        ([[0.0, 0, 0], [5e15, 0, 0]], np.eye(3) * 5.0, True, "1e\\+15 lattice vectors away"),
+        ([[0.0, 0, 0], [0.5, 0, 0]], np.eye(3) * 1e-3, True, "so small against r_max"),
+        ([[0.0, 0, 0]], np.diag([1e-3, 1e-3, 10.0]), [True, True, False], "about .* edges"),
+    ],
+)
+def test_hopeless_geometries_are_clear_errors(pos, cell, pbc, match):
+    with pytest.raises(ValueError, match=match):
+        neighbor_list(torch.tensor(pos), 4.0, cell=torch.tensor(cell), pbc=pbc)
+
+
+def test_long_thin_cell_is_not_singular():
+    """Issue 12: a 5 x 5 x 1e11 Å cell was refused as singular (the test was not scale-free)."""
+    cell = torch.diag(torch.tensor([5.0, 5.0, 1e11], dtype=torch.float64))
+    edge_index, _ = neighbor_list(torch.zeros(1, 3, dtype=torch.float64), 5.5, cell, True)
+    assert edge_index.shape[1] == 4  # the images at +-5 Å along x and y
+    with pytest.raises(ValueError, match="singular"):
+        neighbor_list(
+            torch.zeros(1, 3), 5.0, torch.tensor([[5.0, 0, 0], [5, 0, 0], [0, 0, 5]]), True
+        )

@@ -223,3 +223,46 @@ def test_huge_coordinates_are_refused_not_nan():
         pos.double(), torch.zeros_like(pos).double(), pos.new_zeros(1, 4, 0).double(), None
     )
     assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize(
+    "name, where, scale, match",
+    [
+        ("EGNN", "pos", 1e16, r"EGNN overflowed torch\.float32 .*\|pos\| up to [23]\.\d+e\+16"),
+        ("EGNN", "vel", 1e17, r"overflowed torch\.float32 .*\|vel\| up to \d\.\d+e\+17"),
+        ("GATr", "pos", 1e15, r"GATr overflowed torch\.float32 .*\|pos\| up to \d\.\d+e\+15"),
+        ("GATr", "node_attr", 5e19, r"node_attr has entries up to 5e\+19, beyond 1\.15e\+18"),
+        ("EGNN", "edge_attr", 5e19, r"edge_attr has entries up to \d\.\d+e\+(19|20)"),
+    ],
+)
+def test_float32_overflow_inside_the_bound_is_an_error_not_nan(name, where, scale, match):
+    """Issue 12: inputs below the bound of the input check (1e15-1e17 in float32) still
+    overflowed inside deep models and returned NaN, and so did attributes ~5e19; now a
+    ValueError names the magnitude."""
+    from equidyn.models import build_model
+
+    torch.manual_seed(0)
+    kwargs = {"edge_attr_dim": 1} if name == "EGNN" else {}
+    model = build_model(name, kwargs)
+    pos, vel = torch.randn(1, 5, 3), torch.randn(1, 5, 3)
+    node_attr = torch.ones(1, 5, model.node_attr_dim)
+    edge_attr = torch.randn(1, 5, 5, 1) if name == "EGNN" else None
+    inputs = {"pos": pos, "vel": vel, "node_attr": node_attr, "edge_attr": edge_attr}
+    inputs[where] = inputs[where] * scale
+    with pytest.raises(ValueError, match=match):
+        model(**inputs)
+    for key in inputs:
+        if inputs[key] is not None:
+            inputs[key] = inputs[key] / scale if key == where else inputs[key]
+    assert torch.isfinite(model(**inputs)).all()
+
+
+def test_non_finite_attribute_is_named_with_its_index():
+    from equidyn.models import EGNN
+
+    model = EGNN(4, 1, 0, 1)
+    pos = torch.randn(1, 4, 3)
+    edge_attr = torch.ones(1, 4, 4, 1)
+    edge_attr[0, 1, 2, 0] = float("inf")
+    with pytest.raises(ValueError, match=r"edge_attr\[\(0, 1, 2, 0\)\] = inf"):
+        model(pos, pos, pos.new_zeros(1, 4, 0), edge_attr)

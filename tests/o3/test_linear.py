@@ -130,3 +130,17 @@ def test_errors():
         ext(torch.randn(3, 5), torch.randn(3, 7))
     with pytest.raises(ValueError, match="shared_weights"):
         o3.Linear("1x0e", "1x0e", internal_weights=True, shared_weights=False)
+
+
+def test_mixed_dtypes_are_a_type_error_naming_both():
+    """Issue 12: a float64 input into a float32 Linear gave torch's "expected m1 and m2 to have
+    the same dtype"; the dtype policy is a TypeError naming both dtypes."""
+    lin = o3.Linear("2x0e + 1x1o", "1x0e + 1x1o")
+    with pytest.raises(TypeError, match=r"the input torch\.float64.*weight torch\.float32"):
+        lin(torch.randn(3, 5, dtype=torch.float64))
+    with pytest.raises(TypeError, match=r"the input torch\.int64"):
+        lin(torch.ones(3, 5, dtype=torch.long))
+    ext = o3.Linear("2x0e", "1x0e", internal_weights=False, shared_weights=False)
+    with pytest.raises(TypeError, match=r"the input torch\.float32, weight torch\.float64"):
+        ext(torch.randn(3, 2), torch.randn(3, ext.weight_numel, dtype=torch.float64))
+    assert lin.to(torch.float64)(torch.randn(3, 5, dtype=torch.float64)).dtype == torch.float64

@@ -86,21 +86,28 @@ def _normalize_cell(cell: ArrayLike3 | None, pbc: np.ndarray) -> np.ndarray:
         raise ValueError(f"cell must have shape [3, 3] (rows = lattice vectors), got {arr.shape}")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"cell must be finite, got {arr.tolist()}")
-    if not pbc.any():
-        return arr
-    # A non-periodic direction may have a zero lattice vector (ASE writes slabs that way);
-    # its shifts are always 0, so any independent vector can stand in for it in the search.
-    full = arr.copy()
-    for k in range(3):
-        if not pbc[k] and np.linalg.norm(full[k]) == 0.0:
-            full[k] = np.cross(full[(k + 1) % 3], full[(k + 2) % 3])
-            if np.linalg.norm(full[k]) == 0.0:
-                full[k] = np.eye(3)[k] * max(1.0, np.abs(full).max())
-    if abs(np.linalg.det(full)) < 1e-12 * max(1.0, np.abs(full).max() ** 3):
+    periodic = _unit_rows(arr[pbc])
+    if periodic.shape[0] and (
+        not np.all(np.isfinite(periodic))
+        or np.linalg.det(periodic @ periodic.T) < 1e-24
+        or np.abs(arr[pbc]).max(axis=1).min() == 0.0
+    ):
         raise ValueError(
             f"cell {arr.tolist()} is singular along periodic directions pbc={pbc.tolist()}"
         )
-    return full
+    return arr
+
+
+def _row_norms(a: np.ndarray) -> np.ndarray:
+    """Euclidean norms of the rows of ``a`` without overflow (rows of 1e300 Å)."""
+    peak = np.abs(a).max(axis=-1, initial=0.0)
+    safe = np.where(peak > 0, peak, 1.0)
+    return peak * np.linalg.norm(a / safe[..., None], axis=-1)
+
+
+def _unit_rows(a: np.ndarray) -> np.ndarray:
+    norms = _row_norms(a)
+    return a / np.where(norms > 0, norms, 1.0)[..., None]
 
 
 def _vesin_available() -> bool:
@@ -117,41 +124,148 @@ def _vesin_list(
     import vesin
 
     nl = vesin.NeighborList(cutoff=float(r_max), full_list=True)
-    if not pbc.any():
-        # vesin 0.6 crashes the process (SIGFPE) on open systems whose bounding box is large
-        # and flat (e.g. three atoms spread over 2000 Å in a plane): search instead in a
-        # periodic cube wide enough that no periodic image comes within r_max, so every pair
-        # found has shift 0 and is exactly a pair of the open system.
-        low = pos.min(axis=0)
-        side = float((pos.max(axis=0) - low).max()) + 2.0 * float(r_max) + 1.0
-        i, j, shifts = nl.compute(pos - low, np.eye(3) * side, True, "ijS")
-        return np.asarray(i, np.int64), np.asarray(j, np.int64), np.zeros((len(i), 3), np.int64)
-    if _vesin_cells_collapse(cell, r_max):
+    # vesin 0.6 also divides by zero (SIGFPE) when the cell volume overflows (1e103 Å sides)
+    with np.errstate(divide="ignore"):
+        huge = float(np.log10(_row_norms(cell)).sum()) > _VESIN_MAX_LOG_VOLUME
+    if huge or _vesin_cells_collapse(cell, r_max):
         if pos.shape[0] > _BRUTE_FORCE_FALLBACK_ATOMS:
             widths = _face_distances(cell).round(3).tolist()
-            raise ValueError(
-                f"the cell {cell.tolist()} is too anisotropic for vesin's cell list (widths "
+            problem = (
+                "too large for vesin's cell list (its volume overflows)"
+                if huge
+                else "too anisotropic for vesin's cell list (widths "
                 f"between faces {widths} Å at r_max={r_max}: its grid would have an empty "
-                f"direction and crash); with {pos.shape[0]} atoms the brute-force search "
-                f"(limit {_BRUTE_FORCE_FALLBACK_ATOMS}) is too large. Use a less elongated cell."
+                "direction and crash)"
+            )
+            raise ValueError(
+                f"the cell {cell.tolist()} is {problem}; with {pos.shape[0]} atoms the "
+                f"brute-force search (limit {_BRUTE_FORCE_FALLBACK_ATOMS}) is too large. Use a "
+                "less elongated (or smaller) cell."
             )
         return _brute_force_list(pos, r_max, cell, pbc)
-    periodic: bool | list[bool] = bool(pbc[0]) if (pbc == pbc[0]).all() else pbc.tolist()
-    i, j, shifts = nl.compute(pos, cell, periodic, "ijS")
+    # periodic in all three directions: the caller's search cell puts the images along open
+    # directions further than r_max (vesin 0.6 crashed on atoms outside a mixed cell)
+    i, j, shifts = nl.compute(pos, cell, True, "ijS")
     return np.asarray(i, np.int64), np.asarray(j, np.int64), np.asarray(shifts, np.int64)
 
 
 #: vesin caps its cell-list grid at this many cells (vesin 0.6, ``MAX_NUMBER_OF_CELLS``)
 _VESIN_MAX_CELLS = 1e5
+#: cells whose product of side lengths (Å^3) exceeds 10 to this power are searched without vesin
+_VESIN_MAX_LOG_VOLUME = 200.0
 #: largest system for which an anisotropic cell falls back to the O(N^2) brute-force search
 _BRUTE_FORCE_FALLBACK_ATOMS = 3000
+#: atoms further than this many lattice vectors from the cell are refused: float64 rounds
+#: their positions by more than 1e-4 of a cell (and vesin's int32 shifts overflow near 2e9)
+_MAX_CELLS_AWAY = 1e12
+#: neighbour lists estimated larger than this many edges are refused (memory, and a cell
+#: much smaller than r_max is almost always a unit mistake)
+_MAX_EDGES = 5e7
+
+
+def _wrap_into_cell(
+    pos: np.ndarray, cell: np.ndarray, pbc: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(wrapped, n)``: positions moved by whole lattice vectors ``n`` ([n_atoms, 3] ints,
+    0 along open directions) so that their periodic fractional coordinates lie in [0, 1)."""
+    frac = np.linalg.solve(cell.T, pos.T).T  # [n_atoms, 3]
+    n = np.where(pbc[None, :], np.floor(frac), 0.0)
+    far = np.abs(n).max(axis=1)
+    if far.max() > _MAX_CELLS_AWAY:
+        a = int(far.argmax())
+        raise ValueError(
+            f"atom {a} at {pos[a].tolist()} is {far[a]:.3g} lattice vectors away from the cell "
+            f"(limit {_MAX_CELLS_AWAY:.0e}; its position has no precision left there): wrap the "
+            "positions into the cell (ase.Atoms.wrap)"
+        )
+    return pos - n @ cell, n.astype(np.int64)
+
+
+def _check_edge_count(n_atoms: int, pos: np.ndarray, r_max: float, cell: np.ndarray,
+                      pbc: np.ndarray) -> None:  # fmt: skip
+    """``ValueError`` if the list would have more than :data:`_MAX_EDGES` edges (estimated
+    from the density: a cell far smaller than r_max holds millions of images of each atom)."""
+    heights = _face_distances(cell)
+    extent = pos.max(axis=0) - pos.min(axis=0) + 2.0 * r_max
+    box = [heights[k] if pbc[k] else extent[k] for k in range(3)]
+    # a uniform density: each direction keeps the fraction 2 r_max / width of the pairs,
+    # which exceeds 1 along a periodic direction narrower than 2 r_max (periodic images)
+    per_pair = 1.0
+    for k in range(3):
+        fraction = 2.0 * r_max / box[k]
+        per_pair *= fraction if pbc[k] else min(1.0, fraction)
+    estimate = float(n_atoms) ** 2 * per_pair
+    if estimate > _MAX_EDGES:
+        raise ValueError(
+            f"the cell {cell.tolist()} (widths between faces {heights.tolist()} Å) is so small "
+            f"against r_max={r_max} that the neighbour list of {n_atoms} atoms would have about "
+            f"{estimate:.2g} edges (limit {_MAX_EDGES:.0e}): check the cell's units or r_max"
+        )
+
+
+def _split_at_gaps(coords: np.ndarray, r_max: float, keep_single: bool) -> list[np.ndarray]:
+    """Index groups of atoms with no pair closer than ``r_max`` across groups.
+
+    ``coords`` ``[n_atoms, d]`` are coordinates along orthonormal directions. Splits
+    recursively at gaps of at least ``r_max`` along each of them, so each group spans at
+    most ``len(group) * r_max`` along every direction, however far apart the groups are
+    (atoms 1e300 Å apart). Groups of one atom are dropped unless ``keep_single``.
+    """
+    groups, stack = [], [np.arange(coords.shape[0])]
+    while stack:
+        idx = stack.pop()
+        if idx.shape[0] < (1 if keep_single else 2):
+            continue
+        for axis in range(coords.shape[1]):
+            order = idx[np.argsort(coords[idx, axis], kind="stable")]
+            with np.errstate(over="ignore"):  # atoms at +-1e308: a gap of inf
+                gaps = np.nonzero(np.diff(coords[order, axis]) >= r_max)[0]
+            if gaps.shape[0]:
+                stack.extend(np.split(order, gaps + 1))
+                break
+        else:
+            groups.append(idx)
+    return groups
+
+
+def _search_groups(
+    pos: np.ndarray, r_max: float, cell: np.ndarray, pbc: np.ndarray
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``(atoms, positions, search_cell)`` per compact group of atoms, for a periodic search.
+
+    Along the open directions (those orthogonal to the periodic lattice vectors) the atoms
+    are split into groups at gaps of at least ``r_max`` and moved to start at 0; each open
+    lattice vector is replaced by an orthogonal one longer than the group's extent plus
+    ``2 r_max``, so no periodic image along it comes within ``r_max`` and a fully periodic
+    search of the group finds exactly its pairs, with shift 0 along the open directions.
+    """
+    n_periodic = int(pbc.sum())
+    if n_periodic:
+        q = np.linalg.qr(_unit_rows(cell[pbc]).T, mode="complete")[0]  # [3, 3]
+        normals = q[:, n_periodic:].T  # [n_open, 3], orthonormal, orthogonal to the lattice
+    else:
+        normals = np.eye(3)
+    if normals.shape[0] == 0:
+        return [(np.arange(pos.shape[0]), pos, cell)]
+    coords = pos @ normals.T  # [n_atoms, n_open]
+    out = []
+    for idx in _split_at_gaps(coords, r_max, keep_single=n_periodic > 0):
+        low = coords[idx].min(axis=0)
+        length = float((coords[idx].max(axis=0) - low).max()) + 2.0 * r_max + 1.0
+        search_cell = cell.copy()
+        search_cell[~pbc] = normals * length
+        out.append((idx, pos[idx] - low @ normals, search_cell))
+    return out
 
 
 def _face_distances(cell: np.ndarray) -> np.ndarray:
     """Distances between opposite faces of the cell (rows = lattice vectors), shape [3]."""
-    volume = abs(float(np.linalg.det(cell)))
-    areas = [np.linalg.norm(np.cross(cell[(k + 1) % 3], cell[(k + 2) % 3])) for k in range(3)]
-    return np.array([volume / a if a > 0 else 0.0 for a in areas])
+    # with rows normalised first, so that cells of 1e200 Å do not overflow the volume
+    norms = _row_norms(cell)
+    unit = _unit_rows(cell)
+    volume = abs(float(np.linalg.det(unit)))
+    areas = [np.linalg.norm(np.cross(unit[(k + 1) % 3], unit[(k + 2) % 3])) for k in range(3)]
+    return np.array([norms[k] * volume / a if a > 0 else 0.0 for k, a in enumerate(areas)])
 
 
 def _vesin_cells_collapse(cell: np.ndarray, r_max: float) -> bool:
@@ -162,7 +276,8 @@ def _vesin_cells_collapse(cell: np.ndarray, r_max: float) -> bool:
     then truncates to 0 cells and the search divides by zero (SIGFPE, no exception). This
     mirrors that arithmetic so the call is never made.
     """
-    n = np.clip(np.trunc(_face_distances(cell) / r_max), 1.0, None)
+    # (capped at 1e30 so that the products below cannot overflow for cells of 1e300 Å)
+    n = np.clip(np.trunc(_face_distances(cell) / r_max), 1.0, 1e30)
     if n.prod() <= _VESIN_MAX_CELLS:
         return False
     ratio_xy, ratio_yz = n[0] / n[1], n[1] / n[2]
@@ -179,13 +294,11 @@ def _brute_force_list(
     n = pos.shape[0]
     ranges = []
     if pbc.any():
-        inv = np.linalg.pinv(cell)
-        frac = pos @ inv
+        frac = np.linalg.solve(cell.T, pos.T).T  # [n, 3]
+        heights = _face_distances(cell)  # distances between lattice planes
         for k in range(3):
             if pbc[k]:
-                # distance between lattice planes spanned by the two other vectors
-                normal = np.cross(cell[(k + 1) % 3], cell[(k + 2) % 3])
-                spacing = abs(np.dot(cell[k], normal)) / np.linalg.norm(normal)
+                spacing = heights[k]
                 span = frac[:, k].max() - frac[:, k].min() if n else 0.0
                 m = int(math.floor(r_max / spacing + span)) + 1
                 ranges.append(np.arange(-m, m + 1))
@@ -195,13 +308,23 @@ def _brute_force_list(
         ranges = [np.zeros(1, dtype=np.int64)] * 3
     shifts = np.stack(np.meshgrid(*ranges, indexing="ij"), -1).reshape(-1, 3)  # [n_images, 3]
     offsets = shifts @ cell  # [n_images, 3]
-    vec = pos[None, :, None, :] - pos[:, None, None, :] + offsets[None, None]  # [n, n, img, 3]
-    dist2 = (vec**2).sum(-1)
     zero = np.all(shifts == 0, axis=1)
-    mask = dist2 < r_max**2
-    mask &= ~(np.eye(n, dtype=bool)[:, :, None] & zero[None, None, :])
-    i, j, s = np.nonzero(mask)
-    return i.astype(np.int64), j.astype(np.int64), shifts[s].astype(np.int64)
+    # rows of atoms in chunks, so that the [chunk, n, images, 3] block stays below ~16 MB
+    chunk = max(1, int(2e6 // max(1, n * shifts.shape[0])))
+    found = []
+    for start in range(0, n, chunk):
+        rows = np.arange(start, min(n, start + chunk))
+        vec = pos[None, :, None, :] - pos[rows, None, None, :] + offsets[None, None]
+        # [chunk, n, n_images, 3]
+        with np.errstate(over="ignore"):  # images of cells of 1e300 Å: inf, not a pair
+            mask = (vec**2).sum(-1) < r_max**2
+        mask &= ~((rows[:, None] == np.arange(n)[None, :])[:, :, None] & zero[None, None, :])
+        i, j, s = np.nonzero(mask)
+        found.append((rows[i], j, shifts[s]))
+    if not found:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3), np.int64)
+    i, j, s = (np.concatenate(parts) for parts in zip(*found))
+    return i.astype(np.int64), j.astype(np.int64), s.astype(np.int64)
 
 
 def neighbor_list(
@@ -247,16 +370,25 @@ def neighbor_list(
     cell_np = _normalize_cell(cell, pbc_np)
     device = pos.device if isinstance(pos, Tensor) else torch.device("cpu")
 
-    if pos_np.shape[0] == 0:
-        i = j = np.zeros(0, np.int64)
-        s = np.zeros((0, 3), np.int64)
-    elif backend == "brute" or (backend == "auto" and not _vesin_available()):
-        i, j, s = _brute_force_list(pos_np, r_max, cell_np, pbc_np)
-    else:
-        if backend == "vesin" and not _vesin_available():
-            raise ImportError("backend='vesin' needs the vesin package: pip install vesin")
-        i, j, s = _vesin_list(pos_np, r_max, cell_np, pbc_np)
-
+    if backend == "vesin" and not _vesin_available():
+        raise ImportError("backend='vesin' needs the vesin package: pip install vesin")
+    search = (
+        _brute_force_list
+        if backend == "brute" or (backend == "auto" and not _vesin_available())
+        else _vesin_list
+    )
+    parts = [(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3), np.int64))]
+    groups = _search_groups(pos_np, r_max, cell_np, pbc_np) if pos_np.shape[0] else []
+    for idx, group_pos, search_cell in groups:
+        # search with the atoms wrapped into the cell, then undo the wrapping in the shifts:
+        # r_j - r_i + S C = w_j - w_i + S' C with S = S' + n_i - n_j (atoms far outside the
+        # cell gave wrong lists: vesin's shifts are int32)
+        wrapped, n_away = _wrap_into_cell(group_pos, search_cell, pbc_np)
+        _check_edge_count(idx.shape[0], wrapped, r_max, search_cell, pbc_np)
+        gi, gj, gs = search(wrapped, r_max, search_cell, pbc_np)
+        gs = gs + n_away[gi] - n_away[gj]
+        parts.append((idx[gi], idx[gj], gs))
+    i, j, s = (np.concatenate(p) for p in zip(*parts))
     order = np.lexsort((s[:, 2], s[:, 1], s[:, 0], j, i))
     edge_index = torch.from_numpy(np.stack([i[order], j[order]])).to(device)  # [2, n_edges]
     edge_shift = torch.from_numpy(np.ascontiguousarray(s[order])).to(device)  # [n_edges, 3]

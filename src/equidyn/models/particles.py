@@ -141,25 +141,34 @@ def check_particle_inputs(
             ("edge_attr", edge_attr),
         ):
             if t is not None and not bool(torch.isfinite(t).all()):
-                raise ValueError(f"{name} contains NaN or infinite values")
-        _check_magnitudes(pos, vel)
+                where = tuple(int(k) for k in (~torch.isfinite(t.detach())).nonzero()[0])
+                raise ValueError(
+                    f"{name} contains NaN or infinite values: {name}[{where}] = {float(t[where])}"
+                )
+        _check_magnitudes(pos, vel, node_attr, edge_attr)
 
 
-def _check_magnitudes(pos: Tensor, vel: Tensor) -> None:
-    """``ValueError`` if squared distances or speeds would overflow ``pos.dtype``.
+def _check_magnitudes(
+    pos: Tensor, vel: Tensor, node_attr: Tensor, edge_attr: Tensor | None
+) -> None:
+    """``ValueError`` if squared distances, speeds or attributes would overflow the dtype.
 
-    The models use squared distances and norms; beyond :math:`\\sqrt{\text{max}}/16` of the
-    dtype (about 1e18 in float32, 8e152 in float64) they overflow to inf and the outputs are
-    NaN, so such inputs are refused with the bound instead.
+    The models use squared distances, norms and products of attributes; beyond
+    :math:`\\sqrt{\\text{max}}/16` of the dtype (about 1e18 in float32, 8e152 in float64)
+    they overflow to inf and the outputs are NaN, so such inputs are refused with the bound
+    instead. (Deep models overflow sooner: :meth:`ParticleModel.forward` checks its outputs.)
     """
     bound = math.sqrt(torch.finfo(pos.dtype).max) / 16
-    for name, t in (("pos", pos), ("vel", vel)):
+    for name, t in (("pos", pos), ("vel", vel), ("node_attr", node_attr),
+                    ("edge_attr", edge_attr)):  # fmt: skip
+        if t is None:
+            continue
         peak = float(t.detach().abs().max()) if t.numel() else 0.0
+        what = "squared distances" if name in ("pos", "vel") else "products of attributes"
         if peak > bound:
             raise ValueError(
                 f"{name} has entries up to {peak:.3g}, beyond {bound:.3g} for "
-                f"{t.dtype}: squared distances would overflow; rescale the system (or use "
-                "float64)"
+                f"{t.dtype}: {what} would overflow; rescale the system (or use float64)"
             )
 
 
@@ -361,6 +370,35 @@ class ParticleModel(nn.Module, ABC):
         """Checked inputs → ``(output, velocities)``, (batch, n, 3) each; the velocities only
         if ``velocity`` (else ``None``)."""
 
+    def check_outputs(self, inputs: ParticleInputs, *outputs: Tensor) -> None:
+        """Raise ``ValueError`` if finite inputs gave a non-finite output.
+
+        The products of distances and attributes inside a model grow with its depth (an
+        EGNN of 4 layers squares distances several times over), so large finite inputs can
+        overflow, in float32 long before the bound of :func:`check_particle_inputs`. The
+        error names the magnitudes of the inputs (or the parameters, if they are not finite)
+        instead of returning NaN. Skipped under ``torch.compile`` and
+        :func:`finite_inputs_checked`, like the input checks.
+        """
+        if torch.compiler.is_compiling() or _FINITE_CHECKED.get():
+            return
+        if all(bool(torch.isfinite(o.detach()).all()) for o in outputs):
+            return
+        name = type(self).__name__
+        bad = [n for n, p in self.named_parameters() if not bool(torch.isfinite(p).all())]
+        if bad:
+            raise ValueError(f"{name} has NaN or infinite parameters ({', '.join(bad[:3])})")
+        peaks = ", ".join(
+            f"|{n}| up to {float(t.detach().abs().max()):.3g}"
+            for n, t in inputs._asdict().items()
+            if t is not None and t.numel()
+        )
+        raise ValueError(
+            f"{name} overflowed {inputs.pos.dtype} on these inputs ({peaks}) and gave NaN or "
+            "infinite outputs: rescale the inputs (to the magnitudes it was trained on) or use "
+            "float64"
+        )
+
     def forward(
         self,
         pos: Tensor,
@@ -368,7 +406,10 @@ class ParticleModel(nn.Module, ABC):
         node_attr: Tensor,
         edge_attr: Tensor | None = None,
     ) -> Tensor:
-        return self._predict(self.check_inputs(pos, vel, node_attr, edge_attr), False)[0]
+        inputs = self.check_inputs(pos, vel, node_attr, edge_attr)
+        out = self._predict(inputs, False)[0]  # [batch, n, 3]
+        self.check_outputs(inputs, out)
+        return out
 
     def forward_state(
         self,
@@ -385,8 +426,10 @@ class ParticleModel(nn.Module, ABC):
                 "forward_state needs a model built with predict_velocity=True "
                 f"({name}(..., predict_velocity=True))"
             )
-        x, v = self._predict(self.check_inputs(pos, vel, node_attr, edge_attr), True)
+        inputs = self.check_inputs(pos, vel, node_attr, edge_attr)
+        x, v = self._predict(inputs, True)
         assert v is not None  # _predict returns velocities when asked to
+        self.check_outputs(inputs, x, v)
         return x, v  # [batch, n, 3] each
 
     def inputs(self, system: ParticleSystem) -> tuple[Tensor, Tensor | None]:

@@ -126,6 +126,7 @@ class Linear(E3nnStateMixin):
                 f"input has shape {tuple(x.shape)}, expected (..., {din}) "
                 f"for irreps {self.irreps_in}"
             )
+        self._check_dtypes(x, weight)
         weight, shared = resolve_weight(
             weight,
             owner="Linear",
@@ -151,6 +152,23 @@ class Linear(E3nnStateMixin):
             weight = weight.expand(*batch, self.weight_numel).reshape(Z, self.weight_numel)
         out = self._main(x, weight, shared, Z)  # [Z, irreps_out.dim]
         return out.reshape(*batch, self.irreps_out.dim)
+
+    def _check_dtypes(self, x: Tensor, weight: Tensor | None) -> None:
+        """``TypeError`` unless the input, the weights given and the module's parameters share
+        one floating dtype (the dtype policy: inputs are never cast silently)."""
+        dtypes = {"the input": x.dtype}
+        if weight is not None:
+            dtypes["weight"] = weight.dtype
+        for name in ("weight", "bias"):
+            p = getattr(self, name)
+            if p is not None:
+                dtypes[f"the module's {name}"] = p.dtype
+        if not x.is_floating_point() or len(set(dtypes.values())) > 1:
+            got = ", ".join(f"{name} {dtype}" for name, dtype in dtypes.items())
+            raise TypeError(
+                f"Linear inputs and parameters must share one floating dtype, got {got}: "
+                "convert the input (x.to(dtype)) or the module (linear.to(dtype))"
+            )
 
     def _main(self, x: Tensor, weight: Tensor, shared: bool, Z: int) -> Tensor:
         xb = [
