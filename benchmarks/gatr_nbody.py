@@ -188,6 +188,8 @@ def training_flops(name: str, width: int, blocks: int, batch: ParticleSystem) ->
 
 def part_scale(args: argparse.Namespace, out: Path) -> str:
     """Test MSE over data size, model size and steps; power laws in compute and in data."""
+    if max(args.scale_train) > args.n_train:
+        args = argparse.Namespace(**{**vars(args), "n_train": max(args.scale_train)})
     base = datasets(args)
     runs = []
     for n_train in args.scale_train:
