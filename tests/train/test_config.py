@@ -48,3 +48,9 @@ def test_empty_file_is_an_error_not_a_default_run(tmp_path):
 def test_packaged_configs_are_valid():
     for name in ("quickstart", "nequip"):
         assert load_config(f"builtin:{name}").training.epochs >= 1
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_model_argument_is_refused_when_read(value: float) -> None:
+    with pytest.raises(ValueError, match=r"model\.r_max must be a finite number"):
+        Config.from_dict({"model": {"r_max": value}})

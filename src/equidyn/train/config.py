@@ -27,6 +27,7 @@ the training set.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -215,6 +216,9 @@ class Config:
         model = d.get("model") or {}
         if not isinstance(model, dict):
             raise ValueError(f"section 'model' must be a mapping, got {model!r}")
+        for key, value in model.items():  # checked up front, before any data is loaded
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"model.{key} must be a finite number, got {value!r}")
         model_class = d.get("model_class", "NequIP")
         if not isinstance(model_class, str):
             raise ValueError(f"model_class must be a model name (a string), got {model_class!r}")
