@@ -134,8 +134,10 @@ class SE3Transformer(PointDynamicsTrunk):
         node_attr_dim: scalar node attributes per particle.
         edge_attr_dim: scalar attributes per ordered pair (``q_i q_j``: 1).
         num_heads: attention heads (channels of every irrep block split among them).
-        l_max, l_max_sh, num_basis, r_max, radial_hidden, hidden_irreps,
-            readout_init_scale, predict_velocity: as in :class:`~equidyn.models.tfn.TFN`.
+
+    The other arguments (``l_max``, ``l_max_sh``, ``num_basis``, ``r_max``, ``radial_hidden``,
+    ``hidden_irreps``, ``readout_init_scale``, ``predict_velocity``) are as in
+    :class:`~equidyn.models.tfn.TFN`.
 
     >>> model = SE3Transformer(num_features=8, num_layers=2, node_attr_dim=0, edge_attr_dim=1)
     >>> from equidyn.models import ParticleSystem

@@ -42,7 +42,7 @@ class Irrep(tuple):
 
     Args:
         l: the degree, an int :math:`\geq 0`, or a string ``"1e"``, ``"2o"`` (``"ly"`` means the
-           parity :math:`(-1)^l` of spherical harmonics), or an existing ``Irrep``.
+            parity :math:`(-1)^l` of spherical harmonics), or an existing ``Irrep``.
         p: the parity, ``+1`` (``e``) or ``-1`` (``o``), when ``l`` is an int.
 
     >>> Irrep("1o"), Irrep(2, 1), Irrep("3y")
