@@ -18,6 +18,7 @@ import griffe
 _ROLE = re.compile(r":(?:py:)?(?:class|func|meth|attr|mod|data|obj|exc|const):`~?([^`]+)`")
 _MATH = re.compile(r":math:`([^`]+)`")
 _DIRECTIVE = re.compile(r"^(\s*)\.\. math::\s*(.*)$")
+_LITERAL = re.compile(r"(?<=\S)::$", re.M)  # "text::" introduces a literal (code) block
 
 
 def _math_blocks(lines: list[str]) -> list[str]:
@@ -74,10 +75,13 @@ def rst_to_markdown(text: str) -> str:
 
     >>> print(rst_to_markdown("Norm :math:`|x|`, see :class:`~equidyn.o3.Irreps`."))
     Norm $|x|$, see `equidyn.o3.Irreps`.
+    >>> print(rst_to_markdown("In a model::"))
+    In a model:
     """
     text = _MATH.sub(lambda m: f"${m.group(1)}$", text)
     text = _ROLE.sub(lambda m: f"`{m.group(1)}`", text)
     lines = _math_blocks(text.splitlines())
+    lines = [_LITERAL.sub(":", line) for line in lines]
     return "\n".join(_doctest_blocks(lines))
 
 
