@@ -17,8 +17,10 @@ divided by a plain fp32 2048 x 2048 matmul's rate measured in the same run. Peak
 forward+backward (after warm-up) is the peak of live tensor memory seen by
 ``torch.profiler(profile_memory=True)`` (see ``peak_memory_mib``).
 
-Run: ``python benchmarks/tensor_product.py [--quick]``. Allocator settings matter
-(docs/protocols.md §2); the script prints the ``MALLOC_*`` variables in effect.
+Run: ``python benchmarks/tensor_product.py [--quick] [--json rows.json] [--plot speed.png]``
+(``--plot``: time and speed-up of the convolutions against L, eager, both libraries).
+Allocator settings matter (docs/protocols.md §2); the script prints the ``MALLOC_*`` variables
+in effect.
 """
 
 from __future__ import annotations
@@ -165,6 +167,7 @@ def main() -> None:
     ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--json", default=None, help="also write the rows to this file")
+    ap.add_argument("--plot", default=None, help="also plot the conv-L rows to this PNG")
     ap.add_argument("--problems", default=None, help="comma list, e.g. conv-2,fctp")
     ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
     args = ap.parse_args()
@@ -248,6 +251,56 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"matmul_gflops": mm, "malloc": malloc, "rows": rows}, fh, indent=1)
+    if args.plot:
+        plot_conv_rows(rows, args.plot, f"{torch.get_num_threads()} threads, float32, {kernel}")
+
+
+def plot_conv_rows(rows: list[dict], path: str, settings: str) -> None:
+    """Time per call of the eager conv-L rows against L for both libraries (left) and the
+    speed-up (right), forward and forward+backward; written atomically to ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    conv = [r for r in rows if r["problem"].startswith("conv") and r["mode"] == "eager"]
+    if not conv:
+        raise ValueError("--plot needs at least one conv-L problem")
+    fig, (ax_t, ax_s) = plt.subplots(1, 2, figsize=(9, 3.6))
+    for pass_name, style in (("fwd", "--"), ("fwd+bwd", "-")):
+        sel = sorted((r for r in conv if r["pass"] == pass_name), key=lambda r: r["problem"])
+        L = [int(r["problem"].split("-")[1]) for r in sel]
+        for lib, key, colour in (
+            ("e3nn 0.6", "e3nn_ms", "tab:gray"),
+            ("equidyn", "ours_ms", "tab:blue"),
+        ):
+            ax_t.plot(
+                L,
+                [r[key] for r in sel],
+                style,
+                marker="o",
+                color=colour,
+                label=f"{lib} {pass_name}",
+            )
+        ax_s.plot(
+            L, [r["speedup"] for r in sel], style, marker="o", color="tab:blue", label=pass_name
+        )
+    ax_t.set_yscale("log")
+    ax_t.set_xlabel("L (features and spherical harmonics up to L)")
+    ax_t.set_ylabel(f"ms per call ({conv[0]['n']} edges)")
+    ax_t.legend(fontsize=8)
+    ax_s.axhline(1, color="k", lw=0.6)
+    ax_s.set_xlabel("L")
+    ax_s.set_ylabel("speed-up over e3nn")
+    ax_s.legend(fontsize=8)
+    for ax in (ax_t, ax_s):
+        ax.set_xticks(sorted({int(r["problem"].split("-")[1]) for r in conv}))
+    fig.suptitle(f"Convolution tensor product, 32 channels per l ({settings})", fontsize=9)
+    fig.tight_layout()
+    tmp = f"{path}.tmp.png"
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":
