@@ -1,5 +1,6 @@
 """ASE calculator and molecular dynamics with equidyn potentials."""
 
 from equidyn.calculators.calculator import EquidynCalculator
+from equidyn.calculators.md import run_md
 
-__all__ = ["EquidynCalculator"]
+__all__ = ["EquidynCalculator", "run_md"]

@@ -2,11 +2,16 @@
 
 :class:`Trainer` runs the loop (optimiser, schedule, EMA, checkpoints, resume, Ctrl-C,
 progress bar, CSV log, best-model selection) for any :class:`Task`;
-:class:`~equidyn.train.potential_task.PotentialTask` trains interatomic potentials.
+:class:`PotentialTask` trains interatomic potentials. :func:`load_config` reads a YAML
+config and :func:`run_training` runs all of ``equidyn train`` from Python;
+:func:`evaluate_potential` gives the error metrics of a potential on labelled structures.
 """
 
 from equidyn.train.checkpoint import atomic_save, atomic_write_text, load_checkpoint
+from equidyn.train.cli import run_training
+from equidyn.train.config import Config, load_config
 from equidyn.train.logging import CSVLogger, read_csv_log
+from equidyn.train.potential_task import PotentialTask, evaluate_potential, potential_trainer
 from equidyn.train.task import EpochStats, RegressionTask, Task
 from equidyn.train.trainer import Trainer
 
@@ -20,4 +25,10 @@ __all__ = [
     "RegressionTask",
     "Task",
     "Trainer",
+    "Config",
+    "load_config",
+    "run_training",
+    "PotentialTask",
+    "evaluate_potential",
+    "potential_trainer",
 ]
