@@ -23,7 +23,7 @@ LAYERS: list[set[str]] = [
     {"nn", "testing", "ga"},  # ga: the geometric algebra G(3,0,1) and its layers
     {"graph"},
     {"models", "data", "canonical"},
-    {"dynamics", "calculators"},
+    {"dynamics", "calculators", "paths"},  # paths: transition path sampling
     {"train"},
     {"experiments"},
     {"demo"},

@@ -20,7 +20,7 @@ from typing import Any
 from equidyn import nn, o3
 
 __version__ = "0.1.0"
-_LAZY = ("graph", "models", "dynamics", "data", "train", "calculators", "testing")
+_LAZY = ("graph", "models", "dynamics", "paths", "data", "train", "calculators", "testing")
 __all__ = ["o3", "nn", *_LAZY, "__version__"]
 
 

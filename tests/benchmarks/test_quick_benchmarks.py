@@ -61,3 +61,14 @@ def test_throughput_quick_without_reference_packages(tmp_path, task):
         assert results[f"{name} float32"]["ms"] > 0, out
     for name in ("nequip (package)", "mace-torch"):  # absent here: reported, not fatal
         assert "error" in results[f"{name} float32"] and f"{name:<18} float32: not run" in out
+
+
+def test_transition_paths_quick(tmp_path):
+    out = run("transition_paths.py", "--quick", "--threads", "1", "--out", str(tmp_path / "tp"),
+              cwd=tmp_path)  # fmt: skip
+    results = json.loads((tmp_path / "tp" / "results.json").read_text())
+    assert set(results) == {"settings", "doob_k1", "doob_k2", "shooting", "md"}
+    assert results["doob_k1"]["checkpoints"][-1]["n_paths"] == 256
+    assert results["shooting"]["evaluations"] == 40 * 400
+    assert (tmp_path / "tp" / "paths.png").stat().st_size > 10_000
+    assert "plain MD" in out
