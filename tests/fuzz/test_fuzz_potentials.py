@@ -116,6 +116,11 @@ def test_documented_verdicts():
     bad[2, 1] = math.nan
     with pytest.raises(ValueError, match=r"atom 2 has \[0.0, nan, 0.0\]"):
         _compute("nequip", [29, 79, 29], bad, None, False, False)
+    # one atom in a cell 1e-3 Å wide along x and y: 3e7 images in range (found by the fuzz
+    # test, which then used 23 GB): refused before the list is built
+    with pytest.raises(ValueError, match=r"neighbours per atom .*limit 2000"):
+        _compute("nequip", [29], pos[:1] * 0, np.diag([1e-3, 1e-3, 7.0]), [True, True, False],
+                 False)  # fmt: skip
     # an atom 1e10 cells away: the energy of its image in the cell
     far = pos.copy()
     far[1, 0] += 5e10

@@ -369,3 +369,13 @@ def test_long_thin_cell_is_not_singular():
         neighbor_list(
             torch.zeros(1, 3), 5.0, torch.tensor([[5.0, 0, 0], [5, 0, 0], [0, 0, 5]]), True
         )
+
+
+def test_max_neighbors_refuses_a_dense_list_before_building_it():
+    """One atom in a cell 1e-3 Å wide: 3e7 images within 3 Å, under the 5e7-edge limit of
+    the list, but far above any per-atom limit a potential sets (the fuzz test's case)."""
+    pos, cell = torch.zeros(1, 3), torch.tensor(np.diag([1e-3, 1e-3, 7.0]))
+    with pytest.raises(ValueError, match=r"3\.6e\+07 neighbours per atom .*limit 2000"):
+        neighbor_list(pos, 3.0, cell=cell, pbc=[True, True, False], max_neighbors=2000)
+    ok, _ = neighbor_list(pos, 3.0, cell=torch.eye(3) * 2.5, pbc=True, max_neighbors=2000)
+    assert ok.shape[1] == 6

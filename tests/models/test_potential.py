@@ -174,3 +174,19 @@ def test_coincident_atoms_are_an_error_not_garbage(model_name):
     pos = torch.tensor([[0.0, 0, 0], [0, 0, 0], [2, 0, 0]])
     with pytest.raises(ValueError, match=r"atoms 0 and 1 are 0 Å apart"):
         pot.compute(torch.tensor([29, 29, 29]), pos)
+
+
+def test_graphs_with_absurdly_many_edges_per_atom_are_refused():
+    """Potential.max_neighbors guards compute (before the list is built) and forward."""
+    from equidyn.graph import radius_graph
+    from equidyn.models import NequIP, Potential
+
+    pot = Potential(NequIP(num_species=1, r_max=3.0, num_features=4, num_layers=1), [29]).double()
+    tiny = torch.diag(torch.tensor([1e-3, 1e-3, 7.0], dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"neighbours per atom .*limit 2000"):
+        pot.compute([29], torch.zeros(1, 3, dtype=torch.float64), tiny, [True, True, False])
+    graph = radius_graph(torch.zeros(1, 3, dtype=torch.float64), [29], 3.0,
+                         torch.eye(3, dtype=torch.float64) * 2.5, True)  # fmt: skip
+    pot.max_neighbors = 4.0  # the 6 self-images are too many now
+    with pytest.raises(ValueError, match=r"6 edges for 1 atoms, 6 per atom \(limit 4"):
+        pot(graph)

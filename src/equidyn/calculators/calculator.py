@@ -81,7 +81,12 @@ class EquidynCalculator(Calculator):
             )
         cell = torch.as_tensor(np.asarray(atoms.cell), dtype=self.dtype)
         graph = radius_graph(
-            pos, atoms.numbers, self.potential.r_max, cell if pbc.any() else None, pbc
+            pos,
+            atoms.numbers,
+            self.potential.r_max,
+            cell if pbc.any() else None,
+            pbc,
+            max_neighbors=self.potential.max_neighbors,
         )
         problem = describe_unknown_species(self.potential, graph)
         if problem:

@@ -242,6 +242,7 @@ def radius_graph(
     stress: Tensor | np.ndarray | None = None,
     species: Tensor | np.ndarray | Sequence[int] | None = None,
     backend: str = "auto",
+    max_neighbors: float | None = None,
 ) -> AtomicGraph:
     r"""The :class:`AtomicGraph` of one structure: all edges with :math:`|\vec r_{ij}| < r_{\max}`.
 
@@ -249,6 +250,8 @@ def radius_graph(
     ``r_max=None`` gives a graph without edges (to be filled later by
     :meth:`AtomicGraph.with_edges`); positions and the cell are still checked.
     ``stress`` may be a ``[3, 3]`` matrix or ASE Voigt order ``(xx, yy, zz, yz, xz, xy)``.
+    ``backend`` and ``max_neighbors`` are passed to
+    :func:`~equidyn.graph.neighbors.neighbor_list`.
 
     >>> import torch
     >>> g = radius_graph(torch.zeros(1, 3), [29], r_max=3.0, cell=2.5 * torch.eye(3), pbc=True)
@@ -275,7 +278,9 @@ def radius_graph(
         edge_index = torch.zeros(2, 0, dtype=torch.long)
         edge_shift = torch.zeros(0, 3, dtype=torch.long)
     else:
-        edge_index, edge_shift = neighbor_list(pos_t, r_max, cell, pbc_t, backend=backend)
+        edge_index, edge_shift = neighbor_list(
+            pos_t, r_max, cell, pbc_t, backend=backend, max_neighbors=max_neighbors
+        )
     cell_t = torch.zeros(3, 3, dtype=dtype) if cell is None else torch.as_tensor(cell, dtype=dtype)
     if stress is not None:
         s = torch.as_tensor(stress, dtype=dtype)

@@ -182,9 +182,10 @@ def _wrap_into_cell(
 
 
 def _check_edge_count(n_atoms: int, pos: np.ndarray, r_max: float, cell: np.ndarray,
-                      pbc: np.ndarray) -> None:  # fmt: skip
-    """``ValueError`` if the list would have more than :data:`_MAX_EDGES` edges (estimated
-    from the density: a cell far smaller than r_max holds millions of images of each atom)."""
+                      pbc: np.ndarray, max_neighbors: float | None = None) -> None:  # fmt: skip
+    """``ValueError`` if the list would have more than :data:`_MAX_EDGES` edges, or more than
+    ``max_neighbors`` per atom (estimated from the density: a cell far smaller than r_max
+    holds millions of images of each atom)."""
     heights = _face_distances(cell)
     extent = pos.max(axis=0) - pos.min(axis=0) + 2.0 * r_max
     box = [heights[k] if pbc[k] else extent[k] for k in range(3)]
@@ -200,6 +201,13 @@ def _check_edge_count(n_atoms: int, pos: np.ndarray, r_max: float, cell: np.ndar
             f"the cell {cell.tolist()} (widths between faces {heights.tolist()} Å) is so small "
             f"against r_max={r_max} that the neighbour list of {n_atoms} atoms would have about "
             f"{estimate:.2g} edges (limit {_MAX_EDGES:.0e}): check the cell's units or r_max"
+        )
+    if max_neighbors is not None and n_atoms and estimate > max_neighbors * n_atoms:
+        raise ValueError(
+            f"the cell {cell.tolist()} (widths between faces {heights.tolist()} Å) and "
+            f"{n_atoms} atoms give about {estimate / n_atoms:.2g} neighbours per atom within "
+            f"r_max={r_max} (limit {max_neighbors:g} per atom; no matter is that dense): check "
+            f"the cell's units or r_max"
         )
 
 
@@ -333,6 +341,7 @@ def neighbor_list(
     cell: ArrayLike3 | None = None,
     pbc: bool | Sequence[bool] | Tensor | np.ndarray = False,
     backend: str = "auto",
+    max_neighbors: float | None = None,
 ) -> tuple[Tensor, Tensor]:
     r"""All pairs :math:`(i, j, S)` with :math:`0 < |\vec r_j - \vec r_i + S C| < r_{\max}`.
 
@@ -348,6 +357,9 @@ def neighbor_list(
         backend: ``"vesin"`` (fast, the default when installed), ``"brute"`` (pure numpy
             :math:`O(N^2 \times \text{images})`, for small systems or without vesin) or
             ``"auto"``.
+        max_neighbors: refuse (``ValueError``) a list estimated, from the density of atoms
+            and images, to hold more than this many edges per atom, before building it
+            (potentials pass their :attr:`~equidyn.models.Potential.max_neighbors`).
 
     Returns:
         ``edge_index`` ``[2, n_edges]`` (int64, rows = source ``i`` and destination ``j``)
@@ -384,7 +396,7 @@ def neighbor_list(
         # r_j - r_i + S C = w_j - w_i + S' C with S = S' + n_i - n_j (atoms far outside the
         # cell gave wrong lists: vesin's shifts are int32)
         wrapped, n_away = _wrap_into_cell(group_pos, search_cell, pbc_np)
-        _check_edge_count(idx.shape[0], wrapped, r_max, search_cell, pbc_np)
+        _check_edge_count(idx.shape[0], wrapped, r_max, search_cell, pbc_np, max_neighbors)
         gi, gj, gs = search(wrapped, r_max, search_cell, pbc_np)
         gs = gs + n_away[gi] - n_away[gj]
         parts.append((idx[gi], idx[gj], gs))

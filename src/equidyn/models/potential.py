@@ -213,6 +213,23 @@ class Potential(nn.Module):
     #: and the radial bases diverge at r = 0 (one such pair gave MACE E = 6.4e7 eV)
     min_distance: float = 1e-3
 
+    #: graphs with more edges than this per atom (on average) are refused before the model
+    #: runs: dense matter at r_max = 8 Å has a few hundred; a cell given in the wrong units
+    #: (0.001 Å wide) put 3e7 images of one atom in range and took 23 GB
+    max_neighbors: float = 2000.0
+
+    def check_edge_count(self, graph: AtomicGraph) -> None:
+        """Raise ``ValueError`` if the graph has more than :attr:`max_neighbors` edges per
+        atom (on average over the batch)."""
+        n_atoms, n_edges = graph.pos.shape[0], graph.edge_index.shape[1]
+        if n_atoms and n_edges > self.max_neighbors * n_atoms:
+            raise ValueError(
+                f"{describe(graph, 0) if graph.num_graphs == 1 else 'the batch'}: {n_edges} "
+                f"edges for {n_atoms} atoms, {n_edges / n_atoms:.3g} per atom (limit "
+                f"{self.max_neighbors:g}, Potential.max_neighbors): check the cell's units "
+                f"or r_max"
+            )
+
     def check_distances(self, graph: AtomicGraph, edge_vec: Tensor) -> None:
         """Raise ``ValueError`` naming the structure and atoms of an edge shorter than
         :attr:`min_distance` (two atoms at, or almost at, the same place)."""
@@ -260,6 +277,7 @@ class Potential(nn.Module):
             )
         if not torch.compiler.is_compiling():
             self.check_positions(graph)
+            self.check_edge_count(graph)
         species = self.species_index(graph)  # [n_atoms]
         pos, cell = graph.pos, graph.cell
         wrt: list[Tensor] = []
@@ -317,7 +335,9 @@ class Potential(nn.Module):
         if not torch.isfinite(pos).all():
             a = int((~torch.isfinite(pos)).any(-1).nonzero()[0, 0])
             raise ValueError(f"positions must be finite; atom {a} has {pos[a].tolist()}")
-        graph = radius_graph(pos, atomic_numbers, self.r_max, cell, pbc)
+        graph = radius_graph(
+            pos, atomic_numbers, self.r_max, cell, pbc, max_neighbors=self.max_neighbors
+        )
         return self(graph, compute_forces=True, compute_stress=compute_stress, create_graph=False)
 
     # ----------------------------------------------------------------------------- saving
