@@ -23,7 +23,10 @@ PAGES = tutorials.pages()
 
 
 def test_the_eight_tutorials_of_the_talk_are_there():
-    assert [p.name[:2] for p in PAGES] == [f"{i:02d}" for i in range(1, 9)]
+    """Pages 01-08 follow the talk; later systems add pages 09, 10, ... (numbered without
+    gaps)."""
+    assert len(PAGES) >= 8
+    assert [p.name[:2] for p in PAGES] == [f"{i:02d}" for i in range(1, len(PAGES) + 1)]
     for page in PAGES:
         assert tutorials.code_blocks(page), f"{page.name} has no code to run"
 
