@@ -36,6 +36,7 @@ from typing import Any
 
 import torch
 
+from equidyn.paths._checks import check_int
 from equidyn.paths.langevin import OverdampedLangevin
 from equidyn.paths.marginal import GaussianPathMarginal
 
@@ -57,8 +58,7 @@ def doob_lagrangian(
     :math:`1/(1-s)` there), gets one draw from every component, weighted by :math:`w_k`; so
     one call costs ``batch_size * K`` energy gradients.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    check_int("batch_size", batch_size)
     if not 0 < t_margin < 0.5:
         raise ValueError(f"t_margin must lie in (0, 0.5), got {t_margin!r}")
     if not math.isclose(marginal.diffusion, dynamics.diffusion, rel_tol=1e-12):
@@ -94,8 +94,7 @@ def fit_doob(
     Returns ``{"loss": [per step], "evaluations": energy gradients spent, "seconds"}``.
     ``max_time_s`` stops early (the history says how far it got).
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an int >= 1, got {steps!r}")
+    check_int("steps", steps)
     generator = torch.Generator(device=marginal.start.device).manual_seed(seed)
     opt = torch.optim.Adam(marginal.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
@@ -134,10 +133,8 @@ def sample_paths(
 
     Returns ``(n_steps + 1, n_paths, d)``.
     """
-    if isinstance(n_paths, bool) or not isinstance(n_paths, int) or n_paths < 1:
-        raise ValueError(f"n_paths must be an int >= 1, got {n_paths!r}")
-    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 2:
-        raise ValueError(f"n_steps must be an int >= 2, got {n_steps!r}")
+    check_int("n_paths", n_paths)
+    check_int("n_steps", n_steps, minimum=2)
     dt = marginal.duration / n_steps
     x = marginal.start.expand(n_paths, marginal.dim).clone()
     frames = [x]

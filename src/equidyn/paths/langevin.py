@@ -25,6 +25,8 @@ import math
 
 import torch
 
+from equidyn.paths._checks import check_int, check_positive
+
 __all__ = ["OverdampedLangevin"]
 
 
@@ -39,9 +41,8 @@ class OverdampedLangevin:
     """
 
     def __init__(self, potential: torch.nn.Module, kT: float, gamma: float = 1.0) -> None:
-        for name, value in (("kT", kT), ("gamma", gamma)):
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        check_positive("kT", kT)
+        check_positive("gamma", gamma)
         self.potential = potential
         self.kT = float(kT)
         self.gamma = float(gamma)
@@ -85,7 +86,8 @@ class OverdampedLangevin:
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """``n_steps`` steps from ``x0`` ``(..., d)``; returns ``(n_steps + 1, ..., d)``."""
-        _check_steps(n_steps, dt)
+        check_int("n_steps", n_steps)
+        check_positive("dt", dt)
         frames = [x0.detach()]
         for _ in range(n_steps):
             frames.append(self.step(frames[-1], dt, generator))
@@ -103,17 +105,10 @@ class OverdampedLangevin:
         """
         if path.dim() < 2 or path.shape[0] < 2:
             raise ValueError(f"a path needs >= 2 frames on its first axis, got {tuple(path.shape)}")
-        _check_steps(1, dt)
+        check_positive("dt", dt)
         x, nxt = path[:-1], path[1:]
         mean = x + self.drift(x) * dt
         var = 2.0 * self.diffusion * dt
         d = path.shape[-1]
         logp = -((nxt - mean) ** 2).sum(-1) / (2 * var) - 0.5 * d * math.log(2 * math.pi * var)
         return logp.sum(0)
-
-
-def _check_steps(n_steps: int, dt: float) -> None:
-    if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
-        raise ValueError(f"n_steps must be an int >= 1, got {n_steps!r}")
-    if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
-        raise ValueError(f"dt must be a finite number > 0, got {dt!r}")

@@ -40,6 +40,8 @@ import math
 import torch
 from torch.func import jvp
 
+from equidyn.paths._checks import check_int, check_positive
+
 __all__ = ["GaussianPathMarginal"]
 
 
@@ -78,13 +80,9 @@ class GaussianPathMarginal(torch.nn.Module):
                 f"start and end must be (d,) tensors of one shape, got {tuple(start.shape)} "
                 f"and {tuple(end.shape)}"
             )
-        for name, value in (("duration", duration), ("diffusion", diffusion)):
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-        if isinstance(num_components, bool) or not isinstance(num_components, int):
-            raise ValueError(f"num_components must be an int >= 1, got {num_components!r}")
-        if num_components < 1:
-            raise ValueError(f"num_components must be an int >= 1, got {num_components!r}")
+        check_positive("duration", duration)
+        check_positive("diffusion", diffusion)
+        check_int("num_components", num_components)
         self.dim = start.shape[0]
         self.num_components = num_components
         self.duration = float(duration)
@@ -138,8 +136,7 @@ class GaussianPathMarginal(torch.nn.Module):
         if bool(((s < 0) | (s > 1)).any()):
             raise ValueError(f"times must lie in [0, duration={self.duration}], got {t.tolist()}")
         out = jvp(self._mean_std_of_s, (s,), (torch.ones_like(s),))
-        primal, tangent = out[0], out[1]
-        (mu, sigma), (dmu, dsigma) = primal, tangent
+        (mu, sigma), (dmu, dsigma) = out[0], out[1]
         return mu, sigma, dmu / self.duration, dsigma / self.duration
 
     def forward(self, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from equidyn.paths._checks import check_int
 from equidyn.paths.langevin import OverdampedLangevin
 
 __all__ = ["two_way_shooting"]
@@ -55,8 +56,7 @@ def two_way_shooting(
         raise ValueError(
             f"initial_path must be (frames >= 3, d), got shape {tuple(initial_path.shape)}"
         )
-    if isinstance(n_shots, bool) or not isinstance(n_shots, int) or n_shots < 1:
-        raise ValueError(f"n_shots must be an int >= 1, got {n_shots!r}")
+    check_int("n_shots", n_shots)
     if not basin_radius > 0:
         raise ValueError(f"basin_radius must be > 0, got {basin_radius!r}")
     a = initial_path[0] if start is None else start.to(initial_path)
