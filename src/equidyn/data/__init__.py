@@ -37,6 +37,18 @@ from equidyn.data.stats import (
     force_rms,
     reference_energy,
 )
+from equidyn.data.trajectories import (
+    BUILTIN_TRAJECTORIES,
+    Trajectory,
+    TrajectoryWindows,
+    builtin_trajectory,
+    md17_convention,
+    molecular_graph,
+    read_trajectory,
+    species_one_hot,
+    time_split,
+    trajectory_from_atoms,
+)
 from equidyn.graph import AtomicGraph
 from equidyn.graph import batch_graphs as collate
 
@@ -57,4 +69,14 @@ __all__ = [
     "builtin_dataset_path",
     "default_cache_dir",
     "BUILTIN_DATASETS",
+    "Trajectory",
+    "TrajectoryWindows",
+    "time_split",
+    "read_trajectory",
+    "trajectory_from_atoms",
+    "species_one_hot",
+    "molecular_graph",
+    "md17_convention",
+    "builtin_trajectory",
+    "BUILTIN_TRAJECTORIES",
 ]

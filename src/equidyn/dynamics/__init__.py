@@ -6,7 +6,11 @@
 (4, 2, 5, 3)
 """
 
-from equidyn.dynamics.data import ChargedNBodyDataset, load_charged_nbody
+from equidyn.dynamics.data import (
+    ChargedNBodyDataset,
+    charged_nbody_trajectories,
+    load_charged_nbody,
+)
 from equidyn.dynamics.force_fields import PairForceField
 from equidyn.dynamics.integrators import (
     integrate,
@@ -37,6 +41,7 @@ __all__ = [
     "PairForceField",
     "PlanetaryNBodyDataset",
     "angular_momentum",
+    "charged_nbody_trajectories",
     "egnn_reference_initial_states",
     "integrate",
     "kinetic_energy",

@@ -23,9 +23,17 @@ from torch.utils.data import Dataset
 
 from equidyn._cache import default_cache_dir
 from equidyn._io import atomic_save
+from equidyn.data.trajectories import Trajectory
 from equidyn.dynamics.systems import egnn_reference_initial_states, simulate_charged_nbody
 
-__all__ = ["DRAWS", "SPLITS", "ChargedNBodyDataset", "cache_dir", "load_charged_nbody"]
+__all__ = [
+    "DRAWS",
+    "SPLITS",
+    "ChargedNBodyDataset",
+    "cache_dir",
+    "charged_nbody_trajectories",
+    "load_charged_nbody",
+]
 
 #: split name -> (number of trajectories, seed offset, number of simulation steps)
 SPLITS: dict[str, tuple[int, int, int]] = {
@@ -188,3 +196,39 @@ class ChargedNBodyDataset(Dataset):
             "target_pos": self.target_pos[i],
             "target_vel": self.target_vel[i],
         }
+
+
+def charged_nbody_trajectories(
+    split: str,
+    size: int | None = None,
+    *,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+    cache: str | os.PathLike[str] | None = None,
+) -> list[Trajectory]:
+    """The charged N-body split as whole trajectories, for windowed forecasting.
+
+    Every trajectory of :func:`load_charged_nbody` (the first ``size`` of them) becomes a
+    :class:`~equidyn.data.trajectories.Trajectory` of its frames (one per 100 steps of
+    ``dt = 0.001``: ``frame_time`` 0.1), node attributes the charges (5, 1), pair attributes
+    the charge products ``q_i q_j`` (5, 5, 1).
+
+    >>> from equidyn.data.trajectories import TrajectoryWindows
+    >>> import tempfile
+    >>> trajs = charged_nbody_trajectories("valid", 2, cache=tempfile.mkdtemp())
+    >>> len(trajs), trajs[0].positions.shape, trajs[0].edge_attr.shape
+    (2, torch.Size([49, 5, 3]), torch.Size([5, 5, 1]))
+    >>> len(TrajectoryWindows(trajs, window=8, spacing=2, horizon=10))  # 2 x (49 - 24)
+    50
+    """
+    data = load_charged_nbody(split, seed=seed, cache=cache)
+    n_total = data["pos"].shape[0]
+    if size is not None and (isinstance(size, bool) or not 1 <= size <= n_total):
+        raise ValueError(f"size must be in 1..{n_total} for split {split!r}, got {size!r}")
+    n = n_total if size is None else size
+    pos = data["pos"][:n].to(dtype)  # [n, frames, 5, 3]
+    q = data["charges"][:n].to(dtype)  # [n, 5]
+    return [
+        Trajectory(pos[k], q[k, :, None], (q[k, :, None] * q[k, None, :])[..., None], None, 0.1)
+        for k in range(n)
+    ]
