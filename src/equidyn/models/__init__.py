@@ -5,7 +5,9 @@ Interatomic potentials (``NequIP``, ``MACE``) take an :class:`equidyn.graph.Atom
 ``SEGNN``, ``TFN``, ``SE3Transformer``, ``GATr``, ``GNN``, ``RadialField``, ``LinearDynamics``
 and the non-equivariant baseline ``Transformer``) are :class:`ParticleModel` s:
 ``model(pos, vel, node_attr, edge_attr) -> positions`` on a dense particle
-graph, or ``model.predict(ParticleSystem(pos, vel, charges))``.
+graph, or ``model.predict(ParticleSystem(pos, vel, charges))``. Forecast models (``ESTAG`` and
+its baselines ``LastFrameEGNN``, ``StackedFramesEGNN``, ``LinearExtrapolation``) are
+:class:`ForecastModel` s: ``model(pos_window, node_attr, edge_attr) -> positions`` ahead.
 Their shared layers are in :mod:`equidyn.models.blocks`; every model is registered by name
 (:mod:`equidyn.models.registry`), which is how the trainer, model files and the CLI build them.
 
@@ -19,6 +21,13 @@ torch.Size([2, 5, 3])
 
 from equidyn.models.blocks import EdgeEmbedding, RadialWeightedConvolution, gate_irreps
 from equidyn.models.egnn import EGNN, EGNNLayer
+from equidyn.models.estag import ESTAG
+from equidyn.models.forecasting import (
+    ForecastModel,
+    LastFrameEGNN,
+    LinearExtrapolation,
+    StackedFramesEGNN,
+)
 from equidyn.models.gatr import GATr
 from equidyn.models.gnn import GNN
 from equidyn.models.linear_dynamics import LinearDynamics
@@ -42,6 +51,11 @@ from equidyn.models.transformer import Transformer
 __all__ = [
     "EGNN",
     "EGNNLayer",
+    "ESTAG",
+    "ForecastModel",
+    "LastFrameEGNN",
+    "LinearExtrapolation",
+    "StackedFramesEGNN",
     "EdgeEmbedding",
     "GATr",
     "GNN",

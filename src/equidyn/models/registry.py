@@ -50,7 +50,7 @@ __all__ = [
 ]
 
 #: the contracts a registered model can follow
-MODEL_KINDS = ("potential", "particle")
+MODEL_KINDS = ("potential", "particle", "forecast")
 
 #: class name -> class, filled by :func:`register_model` on import of :mod:`equidyn.models`
 MODEL_REGISTRY: dict[str, type[nn.Module]] = {}
@@ -103,8 +103,10 @@ def register_model(cls: M | None = None, *, kind: str = "potential") -> M | Call
     """Class decorator: make a model buildable by name and record its constructor arguments.
 
     ``kind`` is the contract it follows: ``"potential"`` (per-atom energies from species and
-    edge vectors, wrapped by :class:`~equidyn.models.Potential`) or ``"particle"`` (positions,
-    velocities, attributes → next state).
+    edge vectors, wrapped by :class:`~equidyn.models.Potential`), ``"particle"`` (positions,
+    velocities, attributes → next state, :class:`~equidyn.models.ParticleModel`) or
+    ``"forecast"`` (a window of past frames → positions ahead,
+    :class:`~equidyn.models.forecasting.ForecastModel`).
     """
     if kind not in MODEL_KINDS:
         raise ValueError(f"kind must be one of {MODEL_KINDS}, got {kind!r}")
@@ -136,7 +138,7 @@ def resolve_model(name: str, kind: str | None = None) -> type[nn.Module]:
 
 
 def model_kind(name: str) -> str:
-    """The contract (``"potential"`` or ``"particle"``) of the registered model ``name``."""
+    """The contract (one of :data:`MODEL_KINDS`) of the registered model ``name``."""
     resolve_model(name)
     return _KIND[name]
 
