@@ -216,7 +216,7 @@ class TrajectoryWindows:
         offsets = (torch.arange(window) * spacing).tolist() + [span]
         frames, source = [], []
         for k, t in enumerate(trajectories):
-            starts = torch.arange(0, t.num_frames - span, stride)
+            starts = torch.arange(0, max(t.num_frames - span, 0), stride)
             frames.append(starts[:, None] + torch.tensor(offsets))
             source.append(torch.full((len(starts),), k))
         self.frames = torch.cat(frames)  # [samples, K + 1]
