@@ -72,3 +72,15 @@ def test_transition_paths_quick(tmp_path):
     assert results["shooting"]["evaluations"] == 40 * 400
     assert (tmp_path / "tp" / "paths.png").stat().st_size > 10_000
     assert "plain MD" in out
+
+
+def test_estag_quick(tmp_path):
+    out = run("estag.py", "--quick", "--threads", "1", "--out", str(tmp_path / "estag"),
+              cwd=tmp_path)  # fmt: skip
+    results = json.loads((tmp_path / "estag" / "results.json").read_text())
+    rows = {(r["data"], r["model"]): r for r in results["summary"]}
+    models = ("LinearExtrapolation", "LastFrameEGNN", "StackedFramesEGNN", "ESTAG")
+    assert set(rows) == {(d, m) for d in ("nbody", "cluster") for m in models}
+    for r in rows.values():
+        assert 0 < r["test_mse_mean"] < 10 and (r["params"] == 0) == (r["model"] == models[0])
+    assert "| cluster | ESTAG |" in out and (tmp_path / "estag" / "table.md").is_file()
