@@ -21,8 +21,10 @@ validation MSE gives the test MSE.
     python benchmarks/estag.py --quick   # a smoke test (~30 s)
     python benchmarks/estag.py           # the table (about 25 min on 2 cores)
 
-Writes results.json and a Markdown table (table.md) to --out. Threads: --threads (default
-2). Allocator: default glibc settings, the same for every model of the run.
+Writes results.json and a Markdown table (table.md) to --out, and each finished run to
+--out/runs/ (a rerun with the same settings reuses them: an interrupted benchmark resumes).
+Threads: --threads (default 2; each run records its own). Allocator: default glibc
+settings, the same for every model of the run.
 """
 
 from __future__ import annotations
@@ -153,8 +155,17 @@ def main() -> None:
               f"(K, spacing, horizon, stride = {WINDOWS[name]})", flush=True)  # fmt: skip
         for model in MODELS:
             for seed in range(seeds if model != "LinearExtrapolation" else 1):
-                r = {"data": name, "model": model, "seed": seed,
-                     **run_one(name, model, seed, data, args)}  # fmt: skip
+                # each finished run is kept: an interrupted benchmark resumes where it stopped
+                key = {"data": name, "model": model, "seed": seed, "width": args.width,
+                       "epochs": args.epochs[name], "windows": list(WINDOWS[name]),
+                       "quick": args.quick}  # fmt: skip
+                done = out / "runs" / f"{name}-{model}-{seed}.json"
+                if done.is_file() and json.loads(done.read_text())["key"] == key:
+                    r = json.loads(done.read_text())["result"]
+                else:
+                    r = {"data": name, "model": model, "seed": seed, "threads": args.threads,
+                         **run_one(name, model, seed, data, args)}  # fmt: skip
+                    atomic_write_text(json.dumps({"key": key, "result": r}), done)
                 runs.append(r)
                 print(f"  {model:<20} seed {seed}  test MSE {r['test_mse']:.5g}  "
                       f"{r['seconds_per_epoch']:.2f} s/epoch", flush=True)  # fmt: skip

@@ -112,6 +112,10 @@ def test_read_trajectory_from_extxyz(tmp_path):
     ase.io.write(path, frames)
     traj = read_trajectory(path, frame_time=0.5)
     assert traj.positions.shape == (6, 9, 3) and traj.frame_time == 0.5
+    ase.io.write(tmp_path / "ethanol.traj", frames)  # an ASE trajectory reads the same
+    from_traj = read_trajectory(tmp_path / "ethanol.traj").positions
+    assert torch.allclose(from_traj, traj.positions, atol=1e-7)  # extxyz prints 8 decimals
+    assert read_trajectory(path, index="2:5").num_frames == 3
     assert torch.allclose(traj.positions[3], torch.as_tensor(frames[3].positions))
     assert traj.node_attr.shape == (9, 3)  # H, C, O
     heavy = md17_convention(traj)
