@@ -248,8 +248,6 @@ class _ForceEngine:
             raise ValueError(f"unknown OpenMM platform {platform!r}; available: {names}") from err
         props = {"Threads": "1"} if platform == "CPU" else {}
         self.context = mm.Context(system, integrator, plat, props)
-        self._kj = mm.unit.kilojoule_per_mole
-        self._kj_nm = mm.unit.kilojoule_per_mole / mm.unit.nanometer
         self.calls = 0
 
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -259,8 +257,9 @@ class _ForceEngine:
         for i in range(n):
             self.context.setPositions(x[i].reshape(self.num_atoms, 3))
             state = self.context.getState(getEnergy=True, getForces=True)
-            energies[i] = state.getPotentialEnergy().value_in_unit(self._kj)
-            forces[i] = state.getForces(asNumpy=True).value_in_unit(self._kj_nm).reshape(-1)
+            # OpenMM returns kJ/mol and kJ/mol/nm: read the numbers without unit arithmetic
+            energies[i] = state.getPotentialEnergy()._value
+            forces[i] = state.getForces(asNumpy=True)._value.reshape(-1)
         self.calls += n
         return energies, forces
 
@@ -283,8 +282,9 @@ class _Energy(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, None, None]:
         x, grad = ctx.saved_tensors
-        # differentiable in x (Hessian-vector products) when the graph is being built
-        return grad_out[..., None] * _Gradient.apply(x, grad, ctx.engine, ctx.eps), None, None
+        if torch.is_grad_enabled():  # create_graph: differentiable (Hessian-vector products)
+            grad = _Gradient.apply(x, grad, ctx.engine, ctx.eps)
+        return grad_out[..., None] * grad, None, None
 
 
 class _Gradient(torch.autograd.Function):
