@@ -46,6 +46,7 @@ and calling them without it raises an ``ImportError`` that says ``pip install op
 from __future__ import annotations
 
 import importlib
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -472,6 +473,28 @@ def _minimise(
     return np.asarray(state.getPositions(asNumpy=True).value_in_unit(unit.nanometer))
 
 
+def _match_methyls(x: torch.Tensor, reference: torch.Tensor, topology: Any) -> torch.Tensor:
+    """``x`` ``(3N,)`` with the three hydrogens of every methyl group relabelled (the
+    permutation closest to ``reference``): they are equivalent in the force field, so the
+    energy is unchanged, and a path between the two no longer has to turn a methyl by 120°
+    (a straight line would pull the hydrogens through the carbon)."""
+    pos, ref = x.reshape(-1, 3).clone(), reference.reshape(-1, 3)
+    bonded: dict[int, list[int]] = {}
+    for a, b in topology.bonds():
+        for p, q in ((a, b), (b, a)):
+            if q.element is not None and q.element.symbol == "H":
+                bonded.setdefault(p.index, []).append(q.index)
+    for hs in bonded.values():
+        if len(hs) != 3:
+            continue
+        best = min(
+            itertools.permutations(hs),
+            key=lambda perm: float((pos[list(perm)] - ref[hs]).norm()),
+        )
+        pos[hs] = pos[list(best)].clone()
+    return pos.reshape(x.shape)
+
+
 def alanine_dipeptide(
     forcefield: str = "amber14-all.xml", tolerance: float = 1e-3
 ) -> AlanineDipeptide:
@@ -517,7 +540,9 @@ def alanine_dipeptide(
     assert topology is not None and system is not None
     if topology.getNumAtoms() != 22:
         raise RuntimeError(f"expected 22 atoms with hydrogens, got {topology.getNumAtoms()}")
-    c7eq, c7ax = states[0], kabsch_align(states[1], states[0])
+    c7eq = states[0]
+    c7ax = _match_methyls(kabsch_align(states[1], c7eq), c7eq, topology)
+    c7ax = kabsch_align(c7ax, c7eq)
     engine = _ForceEngine(system, "Reference")
     energies, _ = engine(torch.stack([c7eq, c7ax]).numpy())
     masses = torch.tensor(
