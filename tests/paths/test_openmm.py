@@ -169,3 +169,18 @@ def test_shooting_with_dihedral_basins_runs_on_alanine(mol, pot):
     )
     assert out["evaluations"] == 2 * 20 == dyn.evaluations
     assert len(out["accepted"]) == 2
+
+
+def test_c7ax_methyl_hydrogens_are_labelled_like_c7eq(mol, pot):
+    """Relabelling equivalent hydrogens keeps the energy; after it no hydrogen of C7ax is
+    more than 0.1 nm from its namesake in C7ax's aligned neighbour C7eq."""
+    d = (mol.c7eq - mol.c7ax).view(22, 3).norm(dim=-1)
+    hydrogens = [
+        i
+        for i, n in enumerate(mol.names)
+        if n.split(":")[1] in ("HH31", "HH32", "HH33", "HB1", "HB2", "HB3")
+    ]
+    assert len(hydrogens) == 9 and float(d[hydrogens].max()) < 0.1
+    swapped = mol.c7ax.view(22, 3).clone()
+    swapped[hydrogens[:3]] = swapped[[hydrogens[1], hydrogens[2], hydrogens[0]]]
+    assert float(pot(swapped.reshape(66))) == pytest.approx(mol.energy_c7ax, abs=1e-8)
