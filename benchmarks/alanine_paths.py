@@ -255,16 +255,22 @@ def run_md(mol, walkers, steps, seed):
     x = mol.c7eq.repeat(walkers, 1)
     arrived = torch.zeros(walkers, dtype=torch.bool)
     first = None
+    window = [x]  # the last N_STEPS + 1 frames: an equilibrium segment of a path's length
     t0 = time.perf_counter()
     for _ in range(steps):
         x = dyn.step(x, DT, gen)
+        window = window[-N_STEPS:] + [x]
         arrived |= (f(x) - b).norm(dim=-1) < RADIUS
         if first is None and bool(arrived.any()):
             first = dyn.evaluations
     seconds = time.perf_counter() - t0
+    # what thermal noise alone gives: MinMax of segments that stay in C7eq
+    floor = path_quality(dyn, torch.stack(window), max(mol.energy_c7eq, mol.energy_c7ax), mol)
     print(
         f"plain MD: {dyn.evaluations:>9} evaluations  {seconds:6.1f} s  "
-        f"{int(arrived.sum())} of {walkers} walkers reached C7ax",
+        f"{int(arrived.sum())} of {walkers} walkers reached C7ax; segments of "
+        f"{len(window) - 1} steps in C7eq: MinMax {floor['min_max_energy']:.1f} median "
+        f"{floor['median_max_energy']:.1f} logL/step {floor['mean_log_likelihood']:.2f}",
         flush=True,
     )
     return {
@@ -274,6 +280,7 @@ def run_md(mol, walkers, steps, seed):
         "reached_c7ax": int(arrived.sum()),
         "evaluations_at_first_arrival": first,
         "seconds": seconds,
+        "equilibrium_segments": floor,
     }
 
 
@@ -308,7 +315,7 @@ def adiabatic_map(mol: AlanineDipeptide, n: int) -> tuple[np.ndarray, np.ndarray
     return np.degrees(grid), energy
 
 
-def plot(path: Path, mol, doob_paths, shooting_paths, results, background) -> None:
+def plot(path: Path, mol, doob_paths, shooting_paths, results, background, mean_path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -342,6 +349,10 @@ def plot(path: Path, mol, doob_paths, shooting_paths, results, background) -> No
                 fig.colorbar(sc, ax=ax, label="U - U(C7ax) (kJ/mol, cut at 150)")
         else:
             ax.text(0, 0, "no accepted path", ha="center")
+        if ax is axes[0] and mean_path is not None:
+            ang = torch.stack(dihedrals(mean_path, mol), -1).rad2deg()
+            ax.plot(ang[:, 0], ang[:, 1], "r-", lw=1, label="the learned mean path")
+            ax.legend(fontsize=7, loc="lower left")
         ax.plot(ends[:, 0], ends[:, 1], "r*", ms=12)
         ax.annotate("C7eq", ends[0].tolist(), color="r", xytext=(5, 5), textcoords="offset points")
         ax.annotate("C7ax", ends[1].tolist(), color="r", xytext=(5, 5), textcoords="offset points")
@@ -441,7 +452,9 @@ def main(argv: list[str] | None = None) -> int:
     tmp.write_text(json.dumps(results, indent=1))
     tmp.replace(out / "results.json")
     shoot = torch.stack(accepted[-30:], 1) if accepted else None
-    plot(out / "paths.png", mol, doob_paths, shoot, results, background)
+    with torch.no_grad():
+        mean_path = q(torch.linspace(0, 1, 201, dtype=q.start.dtype))[0][:, 0]
+    plot(out / "paths.png", mol, doob_paths, shoot, results, background, mean_path)
     print(
         f"wrote {out / 'results.json'} and {out / 'paths.png'} ({results['total_seconds']:.0f} s)"
     )
