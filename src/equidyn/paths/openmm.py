@@ -23,8 +23,9 @@ with truncation error :math:`\tfrac{\varepsilon^2}{6}\|v\|\,\|\nabla^3 U[\hat v,
 and round-off :math:`\sim \delta_F/\varepsilon` (:math:`\delta_F` the absolute rounding of
 a force component). With OpenMM's Reference platform (float64 throughout) and the default
 :math:`\varepsilon = 10^{-5}` nm (a thousandth of a bond fluctuation at 300 K), the relative
-error of :math:`Hv` is about :math:`10^{-7}` at the minima, measured in the tests; each product
-costs two more force calls.
+error of :math:`Hv` is about :math:`4\times 10^{-10}` near the minima (measured: against
+steps of :math:`10^{-3}` to :math:`10^{-6}` nm the difference falls as the step squared); each
+product costs two more force calls.
 
 Units: nm, kJ/mol, ps, amu (so 1 amu nm² ps⁻² = 1 kJ/mol), :math:`k_BT` = 2.494 kJ/mol at
 300 K. Every configuration handed to OpenMM is counted in :attr:`OpenMMPotential.force_calls`
