@@ -29,7 +29,7 @@ under the dynamics. Every OpenMM call is counted (force_calls: energies, forces,
 products) beside the dynamics' evaluations (drifts).
 
     python benchmarks/alanine_paths.py --quick    # a smoke test (< 60 s)
-    python benchmarks/alanine_paths.py            # the table and the plot (~15 min, 1 thread)
+    python benchmarks/alanine_paths.py            # the table and the plot (~11 min, 1 thread)
 
 Writes results.json and paths.png to --out (default benchmarks/results/alanine_paths).
 """
