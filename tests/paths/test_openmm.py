@@ -184,3 +184,12 @@ def test_c7ax_methyl_hydrogens_are_labelled_like_c7eq(mol, pot):
     swapped = mol.c7ax.view(22, 3).clone()
     swapped[hydrogens[:3]] = swapped[[hydrogens[1], hydrogens[2], hydrogens[0]]]
     assert float(pot(swapped.reshape(66))) == pytest.approx(mol.energy_c7ax, abs=1e-8)
+
+
+def test_a_missing_openmm_is_named_with_its_pip_install(monkeypatch):
+    import sys
+
+    for name in ("openmm", "openmm.app", "openmm.unit"):
+        monkeypatch.setitem(sys.modules, name, None)  # import now raises ImportError
+    with pytest.raises(ImportError, match="pip install openmm"):
+        alanine_dipeptide()
