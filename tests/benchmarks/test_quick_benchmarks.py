@@ -84,3 +84,15 @@ def test_estag_quick(tmp_path):
     for r in rows.values():
         assert 0 < r["test_mse_mean"] < 10 and (r["params"] == 0) == (r["model"] == models[0])
     assert "| cluster | ESTAG |" in out and (tmp_path / "estag" / "table.md").is_file()
+
+
+def test_alanine_paths_quick(tmp_path):
+    pytest.importorskip("openmm")
+    out = run("alanine_paths.py", "--quick", "--out", str(tmp_path / "ala"), cwd=tmp_path)
+    results = json.loads((tmp_path / "ala" / "results.json").read_text())
+    assert {"settings", "doob", "shooting", "md"} <= set(results)
+    assert results["doob"]["checkpoints"][-1]["evaluations"] == 40 * 32
+    assert results["doob"]["checkpoints"][-1]["force_calls"] == 3 * 40 * 32
+    assert results["shooting"]["evaluations"] == 6 * 4000
+    assert (tmp_path / "ala" / "paths.png").stat().st_size > 10_000
+    assert "plain MD" in out

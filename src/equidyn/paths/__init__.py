@@ -4,7 +4,9 @@
 analytic :class:`MullerBrown` surface, or an equidyn model's energy); :func:`fit_doob` trains
 a :class:`GaussianPathMarginal` by minimising :func:`doob_lagrangian`, and
 :func:`sample_paths` draws transition paths from it; :func:`two_way_shooting` is the Monte
-Carlo baseline, and :func:`path_statistics` compares the two.
+Carlo baseline, and :func:`path_statistics` compares the two. :mod:`equidyn.paths.openmm`
+(needs ``openmm``) has alanine dipeptide in vacuum and an OpenMM system's energy as a twice
+differentiable torch module, for the same methods on a molecule.
 """
 
 from equidyn.paths.doob import doob_lagrangian, fit_doob, sample_paths

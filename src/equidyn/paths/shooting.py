@@ -22,6 +22,7 @@ gradient, counted by the dynamics.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -41,12 +42,18 @@ def two_way_shooting(
     start: torch.Tensor | None = None,
     end: torch.Tensor | None = None,
     seed: int = 0,
+    collective_variable: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, Any]:
     """Run ``n_shots`` two-way shooting moves from ``initial_path`` ``(N + 1, d)``.
 
     The basins are the balls of radius ``basin_radius`` around ``start`` and ``end`` (default:
     the initial path's first and last frames). The initial path need not be a trajectory
     (a straight line will do): the first accepted shot replaces it by one.
+
+    ``collective_variable`` maps ``(..., d)`` configurations to ``(..., c)`` coordinates in
+    which the basins are balls instead (a molecule's dihedrals, say, where Cartesian balls
+    would depend on the molecule's orientation); ``start`` and ``end`` are then given in
+    those coordinates (default: those of the initial path's ends).
 
     Returns ``{"paths": (n_accepted + 1, N + 1, d)`` (the initial path first), ``"accepted"``
     (one bool per shot), ``"evaluations"`` (energy gradients in all) and
@@ -59,8 +66,11 @@ def two_way_shooting(
     check_int("n_shots", n_shots)
     if not basin_radius > 0:
         raise ValueError(f"basin_radius must be > 0, got {basin_radius!r}")
-    a = initial_path[0] if start is None else start.to(initial_path)
-    b = initial_path[-1] if end is None else end.to(initial_path)
+    cv = collective_variable if collective_variable is not None else (lambda p: p)
+    with torch.no_grad():
+        ends = cv(initial_path[[0, -1]].detach())
+    a = ends[0] if start is None else start.to(ends)
+    b = ends[1] if end is None else end.to(ends)
     generator = torch.Generator(device=initial_path.device).manual_seed(seed)
     n = initial_path.shape[0] - 1
     path = initial_path.detach().clone()
@@ -68,7 +78,9 @@ def two_way_shooting(
     first = dynamics.evaluations
 
     def outside(p: torch.Tensor) -> torch.Tensor:  # indices of frames in neither basin
-        far = ((p - a).norm(dim=-1) >= basin_radius) & ((p - b).norm(dim=-1) >= basin_radius)
+        with torch.no_grad():
+            c = cv(p)
+        far = ((c - a).norm(dim=-1) >= basin_radius) & ((c - b).norm(dim=-1) >= basin_radius)
         far[0] = far[-1] = False
         return far.nonzero().flatten()
 
@@ -80,8 +92,10 @@ def two_way_shooting(
         forward = dynamics.simulate(path[j], n - j, dt, generator)  # (n - j + 1, d)
         backward = dynamics.simulate(path[j], j, dt, generator)  # (j + 1, d)
         new = torch.cat([backward.flip(0), forward[1:]])
-        reactive = bool((new[0] - a).norm() < basin_radius) and bool(
-            (new[-1] - b).norm() < basin_radius
+        with torch.no_grad():
+            c_ends = cv(new[[0, -1]])
+        reactive = bool((c_ends[0] - a).norm() < basin_radius) and bool(
+            (c_ends[1] - b).norm() < basin_radius
         )
         ok = False
         if reactive:
