@@ -321,7 +321,7 @@ def read_trajectory(
     between the stored frames (ASE files do not record it)."""
     import ase.io
 
-    frames = ase.io.read(path, index=index)
+    frames = ase.io.read(Path(path), index=index)
     frames = [frames] if not isinstance(frames, list) else frames
     return trajectory_from_atoms(frames, frame_time, dtype, species)
 
@@ -364,7 +364,7 @@ def md17_convention(traj: Trajectory, heavy_atoms_only: bool = True) -> Trajecto
     """
     if traj.numbers is None:
         raise ValueError("md17_convention needs the atomic numbers (Trajectory.numbers)")
-    keep = traj.numbers > 1 if heavy_atoms_only else torch.ones_like(traj.numbers, dtype=bool)
+    keep = traj.numbers > 1 if heavy_atoms_only else torch.ones_like(traj.numbers, dtype=torch.bool)
     if int(keep.sum()) < 2:
         raise ValueError(f"need >= 2 heavy atoms, got {int(keep.sum())}")
     numbers = traj.numbers[keep]
@@ -388,6 +388,7 @@ BUILTIN_TRAJECTORIES = {
     "one frame every 20 fs",
 }
 _TRAJECTORY_VERSION = 1
+_TIMESTEP_FS, _STEPS_BETWEEN_FRAMES = 2.0, 10  # the cluster's MD: 2 fs steps, a frame every 10
 
 
 def _generate_cluster(p: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -484,8 +485,8 @@ def builtin_trajectory(
         "seed": int(seed),
         "temperature_K": float(temperature_K),
         "n_au": 6,
-        "timestep_fs": 2.0,
-        "steps_between_frames": 10,
+        "timestep_fs": _TIMESTEP_FS,
+        "steps_between_frames": _STEPS_BETWEEN_FRAMES,
         "equilibration_steps": int(equilibration_steps),
         "version": _TRAJECTORY_VERSION,
     }
@@ -499,7 +500,7 @@ def builtin_trajectory(
         data = {k: torch.as_tensor(v) for k, v in raw.items()}
         atomic_save(data, path)
     numbers = data["numbers"].long()
-    frame_time = params["timestep_fs"] * params["steps_between_frames"]
+    frame_time = _TIMESTEP_FS * _STEPS_BETWEEN_FRAMES
     return Trajectory(
         data["positions"].to(dtype),
         species_one_hot(numbers, (29, 79)).to(dtype),

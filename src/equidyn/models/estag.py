@@ -107,9 +107,11 @@ class ESTAGTemporal(nn.Module):
         self.query, self.key, self.value = nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d)
         self.phi_h = mlp([2 * d, d, d], False)
         self.phi_x = mlp([d, d, 1], False)
-        with torch.no_grad():
-            self.phi_x[-1].weight.mul_(coord_init_scale)
-            self.phi_x[-1].bias.zero_()
+        last = self.phi_x[-1]
+        assert isinstance(last, nn.Linear)
+        with torch.no_grad():  # start close to the identity
+            last.weight.mul_(coord_init_scale)
+            last.bias.zero_()
 
     def forward(self, h: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
         T = h.shape[1]
