@@ -151,7 +151,15 @@ class LastFrameEGNN(ForecastModel):
     ) -> None:
         super().__init__(window, node_attr_dim, edge_attr_dim)
         check_sizes(num_features=num_features, num_layers=num_layers)
-        self.egnn = EGNN(num_features, num_layers, node_attr_dim, edge_attr_dim)
+        extra_node, extra_edge = self._window_invariants(window)
+        self.egnn = EGNN(
+            num_features, num_layers, node_attr_dim + extra_node, edge_attr_dim + extra_edge
+        )
+
+    @staticmethod
+    def _window_invariants(window: int) -> tuple[int, int]:
+        """Node and pair inputs the model adds to the attributes from the window: none."""
+        return 0, 0
 
     def _forecast(self, pos_window: Tensor, node_attr: Tensor, edge_attr: Tensor | None) -> Tensor:
         last = pos_window[:, -1]
@@ -159,29 +167,21 @@ class LastFrameEGNN(ForecastModel):
 
 
 @register_model(kind="forecast")
-class StackedFramesEGNN(ForecastModel):
+class StackedFramesEGNN(LastFrameEGNN):
     r"""EGNN on the last frame whose invariant inputs stack the whole window: node attributes
     ``[a_i, |x_i^(t) − x_i^(T)| for t < T]`` and pair attributes
-    ``[a_ij, |x_i^(t) − x_j^(t)| for every t]``; velocity ``x^(T) − x^(T−1)``.
+    ``[a_ij, |x_i^(t) − x_j^(t)| for every t]``; velocity ``x^(T) − x^(T−1)``. Arguments as
+    :class:`LastFrameEGNN`.
 
     >>> model = StackedFramesEGNN(window=3, num_features=8, num_layers=1)
     >>> model(torch.randn(2, 3, 4, 3), torch.zeros(2, 4, 0)).shape
     torch.Size([2, 4, 3])
     """
 
-    def __init__(
-        self,
-        window: int = 2,
-        num_features: int = 64,
-        num_layers: int = 4,
-        node_attr_dim: int = 0,
-        edge_attr_dim: int = 0,
-    ) -> None:
-        super().__init__(window, node_attr_dim, edge_attr_dim)
-        check_sizes(num_features=num_features, num_layers=num_layers)
-        self.egnn = EGNN(
-            num_features, num_layers, node_attr_dim + window - 1, edge_attr_dim + window
-        )
+    @staticmethod
+    def _window_invariants(window: int) -> tuple[int, int]:
+        """``K − 1`` displacements per particle, ``K`` distances per pair."""
+        return window - 1, window
 
     def _forecast(self, pos_window: Tensor, node_attr: Tensor, edge_attr: Tensor | None) -> Tensor:
         last = pos_window[:, -1]  # [batch, n, 3]
