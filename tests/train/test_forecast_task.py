@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from equidyn.data import TrajectoryWindows
+from equidyn.data import Trajectory, TrajectoryWindows
 from equidyn.dynamics import charged_nbody_trajectories
 from equidyn.models import EGNN, ESTAG, LinearExtrapolation
 from equidyn.train import ForecastTask, forecast_mse, train_forecaster
@@ -45,7 +45,8 @@ def test_the_task_checks_its_model_and_splits(windows):
         task.evaluate(EGNN(8, 1), "val")
     with pytest.raises(ValueError, match="unknown split 'train2'"):
         task.evaluate(LinearExtrapolation(4), "train2")
-    other = TrajectoryWindows(val.trajectories, window=3)
+    same_layout = Trajectory(torch.randn(20, 5, 3), torch.ones(5, 1), torch.ones(5, 5, 1))
+    other = TrajectoryWindows([same_layout], window=3)  # only the window differs
     with pytest.raises(ValueError, match="the splits need the same"):
         ForecastTask(train, other)
     with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):

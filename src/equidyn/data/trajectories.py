@@ -227,7 +227,6 @@ class TrajectoryWindows:
                 f"no window fits: a sample spans {span + 1} frames (window {window}, spacing "
                 f"{spacing}, horizon {horizon}); the longest trajectory has {longest}"
             )
-        self.trajectories = list(trajectories)
         self._positions = torch.cat([t.positions for t in trajectories])  # [sum frames, n, 3]
         self._offsets = torch.tensor([0] + [t.num_frames for t in trajectories]).cumsum(0)[:-1]
         self._node = torch.stack([t.node_attr for t in trajectories])  # [traj, n, d]
