@@ -51,6 +51,14 @@ from equidyn.o3.rotations import (
     rotation_tolerance,
     xyz_to_angles,
 )
+from equidyn.o3.so2 import (
+    SO2Convolution,
+    SO2Linear,
+    edge_frame,
+    edge_wigner_D,
+    rotate_from_edge_frame,
+    rotate_to_edge_frame,
+)
 from equidyn.o3.spherical_harmonics import SphericalHarmonics, spherical_harmonics
 from equidyn.o3.symmetric_contraction import SymmetricContraction
 from equidyn.o3.tensor_product import (
@@ -98,6 +106,12 @@ __all__ = [
     "matrix_y",
     "matrix_z",
     "Norm",
+    "edge_frame",
+    "edge_wigner_D",
+    "rotate_from_edge_frame",
+    "rotate_to_edge_frame",
+    "SO2Convolution",
+    "SO2Linear",
     "Path",
     "quaternion_to_angles",
     "quaternion_to_axis_angle",

@@ -223,16 +223,14 @@ def wigner_D_from_angles(l: int, alpha: Tensor, beta: Tensor, gamma: Tensor) -> 
     return _wigner_D_angles(l, alpha, beta, gamma)  # (..., 2l+1, 2l+1)
 
 
-def _wigner_D(l: int, R: Tensor) -> Tensor:
-    """wigner_D without input validation (R must be proper rotations, shape (..., 3, 3))."""
-    if l == 0:
-        return torch.ones(*R.shape[:-2], 1, 1, dtype=R.dtype, device=R.device)
-    if l == 1:
-        return R.clone()  # (..., 3, 3)
-    # Euler angles are ill-conditioned when R e_y = +-e_y (beta = 0 or pi). Write R = Q R' with
-    # Q = I or Q = Z(-pi/2) (which maps e_y to e_x), choosing the Q for which
-    # |cos beta'| = |e_y . R' e_y| is smaller: then sin beta' >= 1/sqrt(2), the angles are smooth
-    # functions of R, and D(R) = D(Q) D(R') is accurate and differentiable everywhere.
+def _stable_angles(R: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``(use_q, alpha, beta, gamma)`` with ``R = Q Y(alpha) X(beta) Y(gamma)``, ``Q = Z(-pi/2)``
+    where ``use_q`` else ``I``: smooth in ``R`` everywhere (R must be proper, ``(..., 3, 3)``).
+
+    Euler angles are ill-conditioned when R e_y = +-e_y (beta = 0 or pi). Writing R = Q R' with
+    the Q for which |cos beta'| = |e_y . R' e_y| is smaller gives sin beta' >= 1/sqrt(2), so the
+    angles are smooth functions of R and D(R) = D(Q) D(R') is accurate and differentiable.
+    """
     use_q = R[..., 0, 1].abs() < R[..., 1, 1].abs()  # (...)
     QtR = torch.stack([-R[..., 1, :], R[..., 0, :], R[..., 2, :]], dim=-2)  # Z(-pi/2)^T R
     Rp = torch.where(use_q[..., None, None], QtR, R)  # (..., 3, 3)
@@ -243,9 +241,27 @@ def _wigner_D(l: int, R: Tensor) -> Tensor:
     gamma = torch.atan2(
         ca * Rp[..., 0, 2] - sa * Rp[..., 2, 2], ca * Rp[..., 0, 0] - sa * Rp[..., 2, 0]
     )
+    return use_q, alpha, beta, gamma
+
+
+def _wigner_D_stable(
+    l: int, R: Tensor, angles: tuple[Tensor, Tensor, Tensor, Tensor] | None
+) -> Tensor:
+    """D^l(R) from the :func:`_stable_angles` of R (so several l share one extraction; they
+    are not needed for l <= 1)."""
+    if l == 0:
+        return torch.ones(*R.shape[:-2], 1, 1, dtype=R.dtype, device=R.device)
+    if l == 1:
+        return R.clone()  # (..., 3, 3)
+    use_q, alpha, beta, gamma = angles if angles is not None else _stable_angles(R)
     D = _wigner_D_angles(l, alpha, beta, gamma)  # (..., n, n)
     P = _d_constants(l, R.dtype, R.device)[-1]
     return torch.where(use_q[..., None, None], P @ D, D)  # (..., 2l+1, 2l+1)
+
+
+def _wigner_D(l: int, R: Tensor) -> Tensor:
+    """wigner_D without input validation (R must be proper rotations, shape (..., 3, 3))."""
+    return _wigner_D_stable(l, R, None)  # (..., 2l+1, 2l+1)
 
 
 def _as_angle(x: object, name: str, like: Tensor | None) -> Tensor:
