@@ -21,6 +21,7 @@ torch.Size([2, 5, 3])
 
 from equidyn.models.blocks import EdgeEmbedding, RadialWeightedConvolution, gate_irreps
 from equidyn.models.egnn import EGNN, EGNNLayer
+from equidyn.models.escn import ESCN
 from equidyn.models.estag import ESTAG
 from equidyn.models.forecasting import (
     ForecastModel,
@@ -49,6 +50,7 @@ from equidyn.models.tfn import TFN
 from equidyn.models.transformer import Transformer
 
 __all__ = [
+    "ESCN",
     "EGNN",
     "EGNNLayer",
     "ESTAG",
