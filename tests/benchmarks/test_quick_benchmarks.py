@@ -96,3 +96,13 @@ def test_alanine_paths_quick(tmp_path):
     assert results["shooting"]["evaluations"] == 6 * 4000
     assert (tmp_path / "ala" / "paths.png").stat().st_size > 10_000
     assert "plain MD" in out
+
+
+def test_so2_scaling_quick(tmp_path):
+    out = run("so2_scaling.py", "--quick", "--threads", "1", "--out", str(tmp_path / "so2"),
+              cwd=tmp_path)  # fmt: skip
+    results = json.loads((tmp_path / "so2" / "results.json").read_text())
+    methods = {r["method"] for r in results["rows"]}
+    assert {"equidyn TP", "SO(2) exact", "SO(2) m_max=2"} <= methods
+    assert all(r["fwd_bwd_ms"] > 0 and r["peak_mib"] > 0 for r in results["rows"])
+    assert "| 2 |" in (tmp_path / "so2" / "table.md").read_text() and "faster than" in out

@@ -192,16 +192,25 @@ def _rotate(x: Tensor, irreps: Irreps, wigner: Sequence[Tensor], transpose: bool
             f"irreps {irreps} need Wigner matrices up to l = {irreps.lmax}, got "
             f"{len(wigner)} (l = 0 .. {len(wigner) - 1}): call edge_wigner_D(vec, {irreps.lmax})"
         )
+    if not irreps.dim:
+        return x
+    # one batched product per run of consecutive blocks of equal l (sorted irreps: one per l);
+    # split, not slicing, so the backward pass concatenates instead of zero-filling per block
+    runs: list[list[int]] = []  # [l, total multiplicity]
+    for mul, ir in irreps:
+        if runs and runs[-1][0] == ir.l:
+            runs[-1][1] += mul
+        else:
+            runs.append([ir.l, mul])
+    chunks = x.split([mul * (2 * l + 1) for l, mul in runs], dim=-1)
     parts = []
-    for (mul, ir), sl in zip(irreps, irreps.slices()):
-        D = wigner[ir.l]  # (..., n, n)
+    for (l, mul), chunk in zip(runs, chunks):
+        D = wigner[l]  # (..., n, n)
         if transpose:
             D = D.transpose(-1, -2)
-        block = x[..., sl].unflatten(-1, (mul, ir.dim))  # (..., mul, n)
-        parts.append((block @ D).flatten(-2))  # rows of D^T x, i.e. x^T D
-    if not parts:
-        return x
-    return torch.cat(parts, dim=-1)  # (..., irreps.dim)
+        rotated = chunk.unflatten(-1, (mul, 2 * l + 1)) @ D  # rows of D^T x, i.e. x^T D
+        parts.append(rotated.flatten(-2))
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)  # (..., irreps.dim)
 
 
 def rotate_to_edge_frame(x: Tensor, irreps: Irreps | str, wigner: Sequence[Tensor]) -> Tensor:
