@@ -14,10 +14,10 @@ F64 = torch.float64
 
 
 def _special_vectors(dtype=F64) -> torch.Tensor:
-    """Edges on +y and -y (the poles of the frame construction), along x and z, a near-pole
-    direction on each side, and one random direction."""
+    """Edges on +y and -y (the poles of this frame construction), on +z and -z (the poles of
+    z-polar constructions), along x, a near-pole direction on each side, one random direction."""
     return torch.tensor(
-        [[0.0, 1.3, 0.0], [0.0, -0.7, 0.0], [2.0, 0.0, 0.0], [0.0, 0.0, -1.0],
+        [[0.0, 1.3, 0.0], [0.0, -0.7, 0.0], [2.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 0.0, 0.4],
          [1e-9, 1.0, -1e-9], [1e-9, -1.0, 2e-9], [0.3, -0.4, 1.2]],
         dtype=dtype,
     )  # fmt: skip
