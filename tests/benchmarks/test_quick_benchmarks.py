@@ -96,3 +96,38 @@ def test_alanine_paths_quick(tmp_path):
     assert results["shooting"]["evaluations"] == 6 * 4000
     assert (tmp_path / "ala" / "paths.png").stat().st_size > 10_000
     assert "plain MD" in out
+
+
+def test_potentials_transfer_quick(tmp_path):
+    from equidyn.models.registry import registered_models
+
+    out_dir = tmp_path / "pt"
+    out = run("potentials_transfer.py", "--quick", "--threads", "1", "--out", str(out_dir),
+              cwd=tmp_path)  # fmt: skip
+    results = json.loads((out_dir / "results.json").read_text())
+    registered = set(registered_models("potential"))
+    expected = [m for m in ("NequIP", "MACE", "ESCN", "Allegro") if m in registered]
+    for m in {"ESCN", "Allegro"} - registered:  # not merged yet: a note, not a crash
+        assert f"note: {m} is not a registered potential" in out
+    assert results["meta"]["models"] == expected
+    runs = {(r["model"], r["task"], r["seed"]) for r in results["runs"]}
+    assert runs == {(m, t, s) for m in expected for t in ("mix", "300K") for s in (0, 1)}
+    for r in results["runs"]:  # the same budget for every model
+        assert r["steps"] == 2 and r["infer_ms_256"] > 0 and r["cell_edges"] > 256
+        assert set(r["tests"]) == {"mix", "300K", "1200K"}
+    assert "| NequIP |" in (out_dir / "table.md").read_text()
+    assert (out_dir / "force_mae.png").stat().st_size > 5_000
+    again = run("potentials_transfer.py", "--quick", "--threads", "1", "--out", str(out_dir),
+                cwd=tmp_path)  # fmt: skip
+    assert again.count("kept ") == len(runs)  # finished runs are reused, not retrained
+
+
+def test_potentials_transfer_rejects_unknown_model_arguments():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("pt", BENCH / "potentials_transfer.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.check_model_kwargs({"NequIP": {"r_max": 4.0}})
+    with pytest.raises(ValueError, match="num_featurs"):
+        module.check_model_kwargs({"NequIP": {"num_featurs": 16}})
