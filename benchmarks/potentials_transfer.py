@@ -299,7 +299,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     models = list(dict.fromkeys(r["model"] for r in rows))
-    fig, ax = plt.subplots(figsize=(1.6 + 1.6 * len(models), 3.8))
+    fig, ax = plt.subplots(figsize=(3.2 + 1.4 * len(models), 3.8))
     width = 0.8 / len(SHOWN)
     for k, (task, test) in enumerate(SHOWN):
         xs, ys, es = [], [], []
@@ -313,7 +313,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
         ax.bar(xs, ys, width, yerr=es, capsize=3, label=f"{task} → {test}", hatch=hatch)
     ax.set_xticks(range(len(models)), models)
     ax.set(ylabel="test force MAE (meV/Å)", title="Cu-Au EMT: in-distribution vs 300 K → 1200 K")
-    ax.legend(title="train → test", fontsize=8)
+    ax.legend(title="train → test", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     fd, tmp = tempfile.mkstemp(suffix=".png.tmp", dir=path.parent)
     os.close(fd)
