@@ -246,7 +246,9 @@ def summarise(runs: list[dict[str, Any]], models: list[str]) -> list[dict[str, A
                 "forces_mae": f[0], "forces_mae_std": f[1],
                 "train_s": statistics.fmean(r["train_s"] for r in rs),
                 "steps": rs[0]["steps"],
-                "infer_ms_256": statistics.median(r["infer_ms_256"] for r in rs),
+                "infer_ms_256": statistics.median(  # all runs of the model: one speed
+                    r["infer_ms_256"] for r in runs if r["model"] == model
+                ),
             })  # fmt: skip
     return rows
 
@@ -284,7 +286,7 @@ def table(rows: list[dict[str, Any]], runs: list[dict[str, Any]], meta: dict[str
         f"Mean ± std over seeds {meta['seeds']}; {meta['epochs']} epochs of {meta['n_train']} "
         f"structures, batch {TRAINING['batch_size']} ({meta['steps']} optimiser steps) for "
         f"every model; {meta['n_test']} test structures per set; threads {meta['threads']}; "
-        f"inference: median over seeds and tasks of the median of {meta['infer_repeats']} "
+        f"inference: median over all runs of a model of the median of {meta['infer_repeats']} "
         "calls (float32, energy + forces).",
     ]
     if meta["skipped"]:
