@@ -9,9 +9,15 @@ import torch
 import yaml
 from battery import AU, CU, PotentialBattery, random_cluster
 
+from equidyn import o3
 from equidyn.graph.batch import radius_graph
 from equidyn.models import Allegro, build_model
-from equidyn.models.allegro import weighted_harmonics
+from equidyn.models.allegro import (
+    ChannelwiseProductLinear,
+    _channel_major,
+    _channelwise_product,
+    weighted_harmonics,
+)
 from equidyn.models.nequip import NequIP
 from equidyn.models.potential import Potential, load_model, save_model
 from equidyn.o3 import spherical_harmonics
@@ -115,9 +121,34 @@ def test_edge_energies_invariant_under_rotations_and_reflections():
 def test_weighted_harmonics_layout():
     sh = spherical_harmonics([0, 1, 2], torch.randn(5, 3), normalize=True)  # [5, 9]
     w = torch.randn(5, 3 * 3)  # 3 channels, l = 0, 1, 2
-    v = weighted_harmonics(w, sh, 3, 2)  # [5, 3 * 9]
-    l2 = v[:, 3 + 9 :].reshape(5, 3, 5)  # the 3 channels of l = 2
-    torch.testing.assert_close(l2, w.reshape(5, 3, 3)[:, :, 2, None] * sh[:, None, 4:])
+    v = weighted_harmonics(w, sh, 3, 2)  # [5, 3, 9]
+    torch.testing.assert_close(v[:, :, 4:], w.reshape(5, 3, 3)[:, :, 2, None] * sh[:, None, 4:])
+    torch.testing.assert_close(v[:, 1, 1:4], w[:, 4, None] * sh[:, 1:4])
+
+
+@pytest.mark.parametrize("keep", ["4x0e + 4x0o + 4x1o + 4x1e + 4x2e + 4x2o", "4x0e"])
+def test_fused_product_is_the_uuu_tensor_product(keep):
+    """ChannelwiseProductLinear.paths equals o3.TensorProduct with unweighted "uuu" paths."""
+    irreps1, irreps2 = o3.Irreps("4x0e + 4x1o + 4x1e + 4x2e"), o3.Irreps("4x0e + 4x1o + 4x2e")
+    op = ChannelwiseProductLinear(irreps1, irreps2, keep).double()
+    ref = _channelwise_product(irreps1, irreps2, {(ir.l, ir.p) for _, ir in o3.Irreps(keep)})
+    ref = ref.double()
+    x1 = torch.randn(6, irreps1.dim, dtype=torch.float64)
+    x2 = torch.randn(6, irreps2.dim, dtype=torch.float64)
+    mid = op.paths(_channel_major(x1, irreps1), _channel_major(x2, irreps2))
+    expected = ref(x1, x2)  # one block [6, 4 * (2l + 1)] per path
+    blocks = dict(zip(op.irreps_mid, torch.split(mid, [m.dim for m in op.irreps_mid], -1)))
+    seen = 0
+    for (mul, ir), block in blocks.items():
+        per_path = block.reshape(6, 4, mul // 4, ir.dim)
+        ref_blocks = [expected[:, s] for (_, ir3), s in zip(ref.irreps_out, ref.irreps_out.slices())
+                      if ir3 == ir]  # fmt: skip
+        for p, b in enumerate(ref_blocks):
+            torch.testing.assert_close(per_path[:, :, p].flatten(1), b, atol=1e-12, rtol=0)
+            seen += 1
+    assert seen == len(ref.paths) > 0
+    assert op.forward(_channel_major(x1, irreps1), _channel_major(x2, irreps2)).shape == (
+        6, o3.Irreps(keep).dim)  # fmt: skip
 
 
 def test_pair_scale_is_per_ordered_species_pair():

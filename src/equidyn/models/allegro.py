@@ -84,27 +84,35 @@ from equidyn.models.nequip import hidden_irreps
 from equidyn.models.potential import check_model_args
 from equidyn.models.registry import model_config, register_model
 
-__all__ = ["Allegro", "AllegroLayer", "weighted_harmonics"]
+__all__ = ["Allegro", "AllegroLayer", "ChannelwiseProductLinear", "weighted_harmonics"]
 
 
 def weighted_harmonics(weights: Tensor, sh: Tensor, num_channels: int, l_max: int) -> Tensor:
-    r"""Channels of spherical harmonics: :math:`V_{nlm} = w_{nl}\, Y_{lm}`.
+    r"""Channels of spherical harmonics: :math:`V_{nlm} = w_{nl}\, Y_{lm}`, channel-major.
 
-    ``weights`` ``[..., num_channels * (l_max + 1)]`` (channel-major: entry
-    ``n * (l_max + 1) + l``), ``sh`` ``[..., (l_max + 1)^2]`` → ``[..., irreps.dim]`` for
-    ``irreps = num_channels x (0e + 1o + ... )``, laid out as :class:`~equidyn.o3.Irreps`
-    blocks (all channels of ``l = 0``, then all of ``l = 1``, ...).
+    ``weights`` ``[..., num_channels * (l_max + 1)]`` (entry ``n * (l_max + 1) + l``), ``sh``
+    ``[..., (l_max + 1)^2]`` → ``[..., num_channels, (l_max + 1)^2]``: row ``n`` holds
+    channel ``n`` of every ``l`` (the components of ``1x0e + 1x1o + ...``).
 
     >>> sh = torch.tensor([[1.0, 0.0, 0.0, 1.0]])  # l = 0 and l = 1
     >>> weighted_harmonics(torch.tensor([[2.0, 3.0, 5.0, 7.0]]), sh, 2, 1)
-    tensor([[2., 5., 0., 0., 3., 0., 0., 7.]])
+    tensor([[[2., 0., 0., 3.],
+             [5., 0., 0., 7.]]])
     """
     w = weights.unflatten(-1, (num_channels, l_max + 1))  # [..., n, L + 1]
-    blocks = []
-    for l in range(l_max + 1):
-        y = sh[..., l * l : (l + 1) * (l + 1)]  # [..., 2l + 1]
-        blocks.append((w[..., l, None] * y[..., None, :]).flatten(-2))  # [..., n * (2l + 1)]
-    return torch.cat(blocks, dim=-1) if len(blocks) > 1 else blocks[0]
+    l_of = torch.arange(l_max + 1, device=sh.device).repeat_interleave(
+        2 * torch.arange(l_max + 1, device=sh.device) + 1
+    )  # [(L + 1)^2]: the l of every component
+    return w.index_select(-1, l_of) * sh[..., None, :]  # [..., n, (L + 1)^2]
+
+
+def _channel_major(x: Tensor, irreps: o3.Irreps) -> Tensor:
+    """``[..., irreps.dim]`` of blocks ``n x ir`` (one multiplicity n) → ``[..., n, D]`` with
+    ``D`` the sum of the irrep dimensions (channel ``u`` of every block in a row)."""
+    n = irreps[0].mul
+    blocks = torch.split(x, [mul * ir.dim for mul, ir in irreps], dim=-1)
+    rows = [b.unflatten(-1, (n, ir.dim)) for b, (_, ir) in zip(blocks, irreps)]
+    return torch.cat(rows, dim=-1) if len(rows) > 1 else rows[0]
 
 
 def _channelwise_product(
@@ -123,12 +131,134 @@ def _channelwise_product(
     return o3.TensorProduct(irreps1, irreps2, o3.Irreps(outs), paths, internal_weights=False)
 
 
+class ChannelwiseProductLinear(nn.Module):
+    r"""The channel-wise tensor product followed by the equivariant linear map,
+    :math:`\mathrm{Linear}(V \otimes_n \Gamma)`.
+
+    The product is exactly the unweighted ``"uuu"`` :class:`~equidyn.o3.TensorProduct` of
+    every block pair into every irrep of ``irreps_out`` (component normalisation), one path
+    per output block; the :class:`~equidyn.o3.Linear` then mixes, per irrep, all channels and
+    paths. Each block pair :math:`(a, b)` is one contraction of all its paths at once, with
+    :math:`C_{ab}` ``[d_a, d_b, S]`` the Clebsch–Gordan coefficients of its paths (read off
+    the reference tensor product in float64): either
+    :math:`(v_a \otimes \gamma_b)\, C_{ab}` (the outer product first) or
+    :math:`\sum_i v_{a,i} (\gamma_b C_{ab})_i` (the coefficients first), whichever has the
+    smaller intermediate (e.g. a pair giving only ``0e`` is a dot product).
+
+    Args:
+        irreps1, irreps2: the two inputs, ``n`` channels of every irrep (e.g. ``8x0e + 8x1o``).
+        irreps_out: the output irreps (each irrep once; irreps no path reaches are zero).
+
+    ``forward(x1, x2)`` with ``x1`` ``[..., n, D_1]`` and ``x2`` ``[..., n, D_2]`` in the
+    channel-major layout (row ``u``: channel ``u`` of every block) returns
+    ``[..., irreps_out.dim]`` (the usual block layout).
+
+    >>> op = ChannelwiseProductLinear("2x0e + 2x1o", "2x0e + 2x1o", "3x0e + 3x1e")
+    >>> op(torch.randn(5, 2, 4), torch.randn(5, 2, 4)).shape
+    torch.Size([5, 12])
+    """
+
+    def __init__(
+        self, irreps1: o3.Irreps | str, irreps2: o3.Irreps | str, irreps_out: o3.Irreps | str
+    ) -> None:
+        super().__init__()
+        self.irreps1, self.irreps2 = o3.Irreps(irreps1), o3.Irreps(irreps2)
+        self.irreps_out = o3.Irreps(irreps_out)
+        muls = {mul for mul, _ in self.irreps1} | {mul for mul, _ in self.irreps2}
+        if len(muls) != 1:
+            raise ValueError(
+                f"both inputs need one multiplicity for every irrep, got {self.irreps1} and "
+                f"{self.irreps2}"
+            )
+        n = muls.pop()
+        single = [
+            o3.Irreps([(1, ir) for _, ir in irreps]) for irreps in (self.irreps1, self.irreps2)
+        ]
+        d1, d2 = single[0].dim, single[1].dim
+        keep = {(ir.l, ir.p) for _, ir in self.irreps_out}
+        ref = _channelwise_product(single[0], single[1], keep).to(torch.float64)
+        eye1, eye2 = torch.eye(d1, dtype=torch.float64), torch.eye(d2, dtype=torch.float64)
+        with torch.no_grad():  # the bilinear map on basis pairs: its coefficients
+            table = ref(eye1[:, None, :].expand(d1, d2, d1), eye2[None].expand(d1, d2, d2))
+        # [d1, d2, ref.irreps_out.dim]
+        out_slices = ref.irreps_out.slices()
+        s1, s2 = single[0].slices(), single[1].slices()
+        # per block pair: its paths' columns; which output irrep and column each path fills
+        self._pairs: list[tuple[slice, slice, bool]] = []
+        self._exact: list[Tensor] = []
+        where: dict[int, tuple[int, int, int]] = {}  # path -> (pair, first column, width)
+        for a in range(len(single[0])):
+            for b in range(len(single[1])):
+                mine = [k for k, p in enumerate(ref.paths) if (p.in1, p.in2) == (a, b)]
+                if not mine:
+                    continue
+                c = torch.cat([table[s1[a], s2[b], out_slices[ref.paths[k].out]] for k in mine], -1)
+                da, db, width = c.shape
+                outer_first = da * db <= da * width
+                for k in mine:
+                    d3 = out_slices[ref.paths[k].out].stop - out_slices[ref.paths[k].out].start
+                    start = sum(where[q][2] for q in mine if q in where)
+                    where[k] = (len(self._pairs), start, d3)
+                if outer_first:
+                    c = c.reshape(da * db, width)
+                else:
+                    c = c.permute(1, 0, 2).reshape(db, da * width)
+                self._pairs.append((s1[a], s2[b], outer_first))
+                self._exact.append(c)
+                self.register_buffer(
+                    f"_cg{len(self._exact) - 1}", c.to(torch.get_default_dtype()), persistent=False
+                )
+        # per output irrep: the (pair, start, width) of its paths, in the reference's order
+        self._groups: list[list[tuple[int, int, int]]] = []
+        mid = []
+        for _, ir in self.irreps_out:
+            group = [where[k] for k, p in enumerate(ref.paths) if ref.irreps_out[p.out].ir == ir]
+            if group:
+                self._groups.append(group)
+                mid.append((n * len(group), ir))
+        self.irreps_mid = o3.Irreps(mid)
+        self.linear = o3.Linear(self.irreps_mid, self.irreps_out)
+
+    def _apply(self, fn: Any, *args: Any, **kw: Any) -> ChannelwiseProductLinear:
+        super()._apply(fn, *args, **kw)
+        # the coefficients are always rounded from float64, whatever dtypes were visited
+        for k, exact in enumerate(self._exact):
+            cur = getattr(self, f"_cg{k}")
+            setattr(self, f"_cg{k}", exact.to(device=cur.device, dtype=cur.dtype))
+        return self
+
+    def paths(self, x1: Tensor, x2: Tensor) -> Tensor:
+        """The tensor product alone, ``[..., irreps_mid.dim]``: for every irrep of
+        ``irreps_out`` (in order) its ``k`` paths, block ``n * k x ir`` with row ``u * k + p``
+        the channel ``u`` of path ``p`` (paths in the order of the reference product)."""
+        outs = []
+        for k, (sa, sb, outer_first) in enumerate(self._pairs):
+            c = getattr(self, f"_cg{k}")
+            xa, xb = x1[..., sa], x2[..., sb]  # [..., n, d_a], [..., n, d_b]
+            if outer_first:
+                o = (xa[..., :, None] * xb[..., None, :]).flatten(-2) @ c  # [..., n, S]
+            else:
+                g = (xb @ c).unflatten(-1, (xa.shape[-1], -1))  # [..., n, d_a, S]
+                o = (g * xa[..., None]).sum(-2)  # [..., n, S]
+            outs.append(o)
+        parts = []
+        for group in self._groups:
+            cols = [outs[pair][..., start : start + width] for pair, start, width in group]
+            block = torch.stack(cols, dim=-2) if len(cols) > 1 else cols[0][..., None, :]
+            parts.append(block.flatten(-3))  # [..., n * k * (2l + 1)]
+        return torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]
+
+    def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
+        return self.linear(self.paths(x1, x2))  # [..., irreps_out.dim]
+
+
 class AllegroLayer(nn.Module):
     r"""One Allegro layer: environment embedding, channel-wise tensor product, linear map and
     residual latent update (equations in the module docstring).
 
     Args:
-        irreps_in: tensor features :math:`V^{\ell-1}` entering the layer.
+        irreps_in: tensor features :math:`V^{\ell-1}` entering the layer (``n`` channels of
+            every irrep).
         irreps_target: the tensor features wanted (those the product cannot reach are
             dropped); must contain ``num_channels x 0e``.
         num_channels: :math:`n`, the channels of :math:`V` and :math:`\Gamma`.
@@ -138,10 +268,10 @@ class AllegroLayer(nn.Module):
         avg_num_neighbors: :math:`\bar n`; the environment sum is divided by its square root.
 
     ``forward(x, v, edge_index, sh, u, n_atoms)`` with ``x`` ``[n_edges, latent_dim]``, ``v``
-    ``[n_edges, irreps_in.dim]``, ``edge_index`` ``[2, n_edges]`` (central atom
-    ``edge_index[0]``), ``sh`` ``[n_edges, (l_max + 1)^2]`` and the cutoff ``u``
-    ``[n_edges]`` returns the new ``(x, v)``: ``[n_edges, latent_dim]``,
-    ``[n_edges, irreps_out.dim]``.
+    ``[n_edges, n, D]`` (channel-major, see :class:`ChannelwiseProductLinear`),
+    ``edge_index`` ``[2, n_edges]`` (central atom ``edge_index[0]``), ``sh``
+    ``[n_edges, (l_max + 1)^2]`` and the cutoff ``u`` ``[n_edges]`` returns the new ``x``
+    ``[n_edges, latent_dim]`` and ``v`` ``[n_edges, irreps_out.dim]`` (block layout).
     """
 
     def __init__(
@@ -167,15 +297,12 @@ class AllegroLayer(nn.Module):
             for l in range(abs(ir1.l - ir2.l), ir1.l + ir2.l + 1)
         }
         target = o3.Irreps([(m, ir) for m, ir in irreps_target if (ir.l, ir.p) in reach])
-        if not target or target[0] != (num_channels, o3.Irrep("0e")):
+        if len(target) == 0 or target[0] != (num_channels, o3.Irrep("0e")):
             raise ValueError(f"irreps_target must start with {num_channels}x0e, got {target}")
         self.irreps_out = target
         # one weight per channel and per l of the spherical harmonics, from the latent
         self.env_weights = enn.MLP([latent_dim, num_channels * (l_max + 1)])
-        self.tp = _channelwise_product(
-            self.irreps_in, self.irreps_env, {(ir.l, ir.p) for _, ir in target}
-        )
-        self.linear = o3.Linear(self.tp.irreps_out, target)
+        self.product = ChannelwiseProductLinear(self.irreps_in, self.irreps_env, target)
         self.latent = enn.MLP(
             [latent_dim + num_channels, *latent_hidden, latent_dim], torch.nn.functional.silu
         )
@@ -186,10 +313,9 @@ class AllegroLayer(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         center = edge_index[0]
         w = self.env_weights(x)  # [n_edges, n * (l_max + 1)]
-        y = weighted_harmonics(w, sh, self.num_channels, self.l_max)  # [n_edges, env.dim]
-        env = scatter_sum(y, center, n_atoms) * self.norm  # [n_atoms, irreps_env.dim]
-        prod = self.tp(v, env.index_select(0, center))  # [n_edges, tp.irreps_out.dim]
-        v = self.linear(prod)  # [n_edges, irreps_out.dim]
+        y = weighted_harmonics(w, sh, self.num_channels, self.l_max)  # [n_edges, n, D_sh]
+        env = scatter_sum(y, center, n_atoms) * self.norm  # [n_atoms, n, D_sh]
+        v = self.product(v, env.index_select(0, center))  # [n_edges, irreps_out.dim]
         scalars = v[:, : self.num_channels]  # [n_edges, n]  (the 0e block comes first)
         update = self.latent(torch.cat([x, scalars], dim=-1)) * u[:, None]
         x = (x + update) * (1.0 / math.sqrt(2.0))  # [n_edges, latent_dim]
@@ -290,7 +416,6 @@ class Allegro(nn.Module):
         self.embed_weights = enn.MLP([latent_dim, n * (l_max + 1)])
         layers = []
         irreps = o3.Irreps([(n, ir) for _, ir in self.irreps_sh])  # V^0
-        self.irreps_v0 = irreps
         for t in range(num_layers):
             last = t == num_layers - 1
             target = o3.Irreps(f"{n}x0e") if last else self.irreps_hidden
@@ -298,6 +423,7 @@ class Allegro(nn.Module):
             layers.append(layer)
             irreps = layer.irreps_out
         self.layers = nn.ModuleList(layers)
+        self._irreps_out = [layer.irreps_out for layer in layers]
         self.edge_energy = enn.MLP([latent_dim, *edge_energy, 1], act)
         self.pair_scale = nn.Parameter(torch.ones(num_species, num_species))
 
@@ -319,10 +445,11 @@ class Allegro(nn.Module):
         pair = torch.cat([one_hot[center], one_hot[neighbor], radial], dim=-1)
         x = self.two_body(pair) * u[:, None]  # [n_edges, latent_dim]
         w = self.embed_weights(x)  # [n_edges, n * (l_max + 1)]
-        v = weighted_harmonics(w, sh, self.num_tensor_features, self.l_max)
-        # [n_edges, irreps_v0.dim]
-        for layer in self.layers:
-            x, v = layer(x, v, edge_index, sh, u, n_atoms)
+        v = weighted_harmonics(w, sh, self.num_tensor_features, self.l_max)  # [n_edges, n, D]
+        for t, (layer, irreps) in enumerate(zip(self.layers, self._irreps_out)):
+            x, v_out = layer(x, v, edge_index, sh, u, n_atoms)
+            if t < len(self.layers) - 1:  # the last layer's tensors are not read again
+                v = _channel_major(v_out, irreps)  # [n_edges, n, D_out]
         e = self.edge_energy(x)[:, 0] * u  # [n_edges]
         return e * self.pair_scale[species[center], species[neighbor]]
 
