@@ -12,7 +12,8 @@ neighbour list and the model, the process records its peak resident memory
 (``ru_maxrss``; after one call on a 32-atom cell, which loads what loads lazily), makes one
 warm-up call and ``--repeats`` timed calls (median; one call when
 the warm-up took more than 20 s) and records the peak again: ``call MB`` is the increase
-(the memory one step needs), ``peak MB`` the whole process. A model's sweep stops after a
+(the memory one step needs), ``peak MB`` the whole process; ``load`` is the machine's 1-minute
+load average at the end of the point (other jobs share the cores). A model's sweep stops after a
 point whose call took more than ``--max-seconds`` (60) or whose peak exceeded ``--max-mb``
 (12 000), and before a point predicted (linearly in the edges from the last one) to exceed
 either or the memory available on the machine.
@@ -26,7 +27,10 @@ local, features on edges) and equidyn's ``NequIP`` (message passing, features on
 
 Writes ``results.json``, ``table.md`` and ``atom_scaling.png`` (time per step and memory vs
 atoms, log-log, with a reference line linear in the number of edges) to ``--out``. Threads:
-``--threads`` (default 2, set in every subprocess). Allocator: default glibc settings.
+``--threads`` (default 2, set in every subprocess). Allocator: ``--allocator default`` (no
+MALLOC_* variable: glibc returns every large block to the system, and each new tensor above
+its mmap threshold page-faults, which makes big systems slower per edge) or ``tuned`` (the
+settings of docs/protocols.md §2; its peak memory is higher, freed memory being kept).
 """
 
 from __future__ import annotations
@@ -52,6 +56,13 @@ LATTICE = 3.61  # Å, Cu
 RATTLE = 0.05  # Å
 R_MAX = 4.0  # Å
 MODELS = ("Allegro", "NequIP")
+#: the tuned glibc allocator of docs/protocols.md §2 (no large block returned to the system,
+#: so no page faults on every new tensor); ``--allocator default`` sets no MALLOC_* variable
+TUNED_MALLOC = {
+    "MALLOC_MMAP_THRESHOLD_": "1000000000000",
+    "MALLOC_TRIM_THRESHOLD_": "1000000000000",
+    "MALLOC_TOP_PAD_": "1000000000",
+}
 
 
 def model_kwargs(name: str, quick: bool) -> dict[str, Any]:
@@ -139,6 +150,7 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
         "call_mb": peak - before,
         "peak_mb": peak,
         "threads": torch.get_num_threads(),
+        "load_1min": os.getloadavg()[0],  # of the whole machine, at the end of the point
     }
 
 
@@ -163,15 +175,23 @@ def _machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    malloc = {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")}
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
             "torch": torch.__version__, "platform": platform.platform(),
-            "malloc_env": malloc}  # fmt: skip
+            "load_average": list(os.getloadavg())}  # fmt: skip
 
 
-def run_point(spec: dict[str, Any]) -> dict[str, Any]:
-    env = dict(os.environ, OMP_NUM_THREADS=str(spec["threads"]),
-               MKL_NUM_THREADS=str(spec["threads"]))  # fmt: skip
+def worker_env(threads: int, allocator: str) -> dict[str, str]:
+    """The environment of a worker: the thread count, and no MALLOC_* variable (``default``)
+    or :data:`TUNED_MALLOC` (``tuned``)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    if allocator == "tuned":
+        env.update(TUNED_MALLOC)
+    return env
+
+
+def run_point(spec: dict[str, Any], allocator: str) -> dict[str, Any]:
+    env = worker_env(spec["threads"], allocator)
     proc = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)],
         capture_output=True, text=True, env=env,
@@ -194,16 +214,18 @@ def slope(points: list[dict[str, Any]], key: str) -> float | None:
 
 
 def table(results: dict[str, Any]) -> str:
-    lines = ["| model | atoms | edges | neighbour list (ms) | ms / call | µs / edge | "
-             "call MB | peak MB |", "|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    head = "| model | atoms | edges | neighbour list (ms) | ms / call | µs / edge | call MB | "
+    lines = [head + "peak MB | load |", "|---|" + "---:|" * 8]
     for name in results["models"]:
         for p in results["points"][name]:
             if "error" in p:
-                lines.append(f"| {name} | {4 * math.prod(p['reps'])} | – | – | error | – | – | – |")
+                atoms = 4 * math.prod(p["reps"])
+                lines.append(f"| {name} | {atoms} | – | – | error | – | – | – | – |")
                 continue
             lines.append(
                 f"| {name} | {p['atoms']} | {p['edges']} | {p['nl_ms']:.0f} | {p['ms']:.0f} | "
-                f"{p['us_per_edge']:.2f} | {p['call_mb']:.0f} | {p['peak_mb']:.0f} |"
+                f"{p['us_per_edge']:.2f} | {p['call_mb']:.0f} | {p['peak_mb']:.0f} | "
+                f"{p['load_1min']:.1f} |"
             )
     lines.append("")
     for name in results["models"]:
@@ -250,7 +272,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
     for ax in axes:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle("Cu fcc, r_max 4 Å, float32, random weights")
+    fig.suptitle(f"Cu fcc, r_max 4 Å, float32, random weights, "
+                 f"{results['settings']['allocator']} glibc allocator")  # fmt: skip
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -260,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny sizes and models (< 30 s)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--allocator", default="default", choices=["default", "tuned"],
+                   help="glibc settings of the workers (tuned: docs/protocols.md §2)")  # fmt: skip
     p.add_argument("--repeats", type=int, default=3, help="timed calls per point (median)")
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     p.add_argument("--max-atoms", type=int, default=None, help="skip larger supercells")
@@ -286,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {"threads": args.threads, "repeats": args.repeats, "quick": args.quick,
                      "lattice": LATTICE, "rattle": RATTLE, "r_max": R_MAX, "dtype": "float32",
                      "max_seconds": args.max_seconds, "max_mb": args.max_mb,
+                     "allocator": args.allocator,
+                     "malloc_env": {k: v for k, v in worker_env(1, args.allocator).items()
+                                    if k.startswith("MALLOC_")},
                      "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])])},
         "machine": _machine(),
         "models": list(args.models),
@@ -311,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
             spec = {"model": name, "kwargs": results["kwargs"][name], "reps": list(reps),
                     "threads": args.threads, "repeats": 1 if args.quick else args.repeats,
                     "nl_repeats": 1 if args.quick else 3}  # fmt: skip
-            point = run_point(spec)
+            point = run_point(spec, args.allocator)
             results["points"][name].append(point)
             if "error" in point:
                 stopped = f"failed at {atoms} atoms"
@@ -335,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         (out / "results.json").write_text(json.dumps(results, indent=1))
     results["settings"]["wall_s"] = round(time.time() - started, 1)
+    results["machine"]["load_average_end"] = list(os.getloadavg())
     (out / "results.json").write_text(json.dumps(results, indent=1))
     text = table(results)
     (out / "table.md").write_text(text)
