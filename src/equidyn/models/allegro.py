@@ -44,7 +44,10 @@ of the same irrep. The scalars ``0e`` of :math:`V^\ell` enter the latent MLP. De
   of :math:`i`, not of :math:`j`), so nothing is gained by tying :math:`\sigma_{ab}` to
   :math:`\sigma_{ba}`;
 * the last layer only produces the scalars the latent update needs (its other irreps would
-  never be read).
+  never be read);
+* the tensor product and the linear map after it are computed by
+  :class:`ChannelwiseProductLinear`, one contraction per block pair, equal to the reference
+  :class:`~equidyn.o3.TensorProduct` with unweighted ``"uuu"`` paths.
 
 **Strict locality.** :math:`\varepsilon_i` depends only on the vectors :math:`\vec r_{ik}` to
 the neighbours :math:`k` of :math:`i` (within :math:`r_{\max}`), whatever the number of
@@ -272,6 +275,14 @@ class AllegroLayer(nn.Module):
     ``edge_index`` ``[2, n_edges]`` (central atom ``edge_index[0]``), ``sh``
     ``[n_edges, (l_max + 1)^2]`` and the cutoff ``u`` ``[n_edges]`` returns the new ``x``
     ``[n_edges, latent_dim]`` and ``v`` ``[n_edges, irreps_out.dim]`` (block layout).
+
+    >>> layer = AllegroLayer(o3.Irreps("2x0e + 2x1o"), o3.Irreps("2x0e + 2x1e"), 2, 1, 8, [8], 1.0)
+    >>> layer.irreps_out, layer.product.irreps_mid  # 1e from 1o x 1o; 0e from 0e x 0e, 1o x 1o
+    (2x0e+2x1e, 4x0e+2x1e)
+    >>> x, v = layer(torch.randn(3, 8), torch.randn(3, 2, 4), torch.tensor([[0, 0, 1], [1, 2, 0]]),
+    ...              torch.randn(3, 4), torch.ones(3), n_atoms=3)
+    >>> x.shape, v.shape
+    (torch.Size([3, 8]), torch.Size([3, 8]))
     """
 
     def __init__(
@@ -364,6 +375,16 @@ class Allegro(nn.Module):
         edges: the :class:`~equidyn.models.blocks.EdgeEmbedding` (spherical harmonics and
             Bessel basis times the polynomial cutoff).
         pair_scale: :math:`\sigma`, ``[num_species, num_species]`` (row: central species).
+
+    >>> model = Allegro(num_species=1, l_max=1, num_tensor_features=4, latent_dim=8)
+    >>> str(model.irreps_hidden), [str(layer.irreps_out) for layer in model.layers]
+    ('4x0e+4x0o+4x1o+4x1e', ['4x0e+4x1o+4x1e', '4x0e'])
+    >>> edge_vec = torch.tensor([[1.5, 0.0, 0.0], [-1.5, 0.0, 0.0]])
+    >>> e = model.edge_energies(torch.tensor([0, 0]), torch.tensor([[0, 1], [1, 0]]), edge_vec)
+    >>> e.shape  # one energy per ordered pair; here E_01 = E_10 by symmetry
+    torch.Size([2])
+    >>> torch.allclose(e[0], e[1])
+    True
     """
 
     def __init__(
