@@ -237,8 +237,7 @@ def test_bad_arguments(kwargs, match):
         Allegro(**kwargs)
 
 
-def test_compiled_matches_eager_aot():
-    """torch.compile(fullgraph=True) traces Allegro (energy and its gradient)."""
+def _compile_case(backend: str) -> None:
     torch.manual_seed(5)
     model = small_allegro(2).double()
     pos, numbers = random_cluster(4)
@@ -252,8 +251,32 @@ def test_compiled_matches_eager_aot():
         return energy.detach(), torch.autograd.grad(energy, edge_vec)[0]
 
     eager = energy_and_grad(model)
-    compiled = energy_and_grad(torch.compile(model, fullgraph=True, backend="aot_eager"))
+    compiled = energy_and_grad(torch.compile(model, fullgraph=True, backend=backend))
     torch.testing.assert_close(compiled, eager)
+
+
+def test_compiled_matches_eager_aot():
+    """torch.compile(fullgraph=True) traces Allegro (energy and its gradient)."""
+    _compile_case("aot_eager")
+
+
+@pytest.mark.slow  # inductor code generation takes minutes; the trace is covered above
+def test_compiled_matches_eager_inductor():
+    _compile_case("inductor")
+
+
+def test_edges_beyond_the_cutoff_contribute_nothing():
+    """A graph built with a larger cutoff (e.g. a neighbour list with a skin) gives the same
+    energies and forces: pairs at r >= r_max carry u(r) = 0 in every latent."""
+    torch.manual_seed(4)
+    pot = Potential(small_allegro(2), [CU, AU]).double().eval()
+    pos, numbers = random_cluster(8, seed=5, spread=3.0)
+    exact = pot(radius_graph(pos, numbers, pot.r_max))
+    wide_graph = radius_graph(pos, numbers, 1.5 * pot.r_max)
+    wide = pot(wide_graph)
+    assert wide_graph.num_edges > radius_graph(pos, numbers, pot.r_max).num_edges
+    for key in ("atomic_energies", "forces"):
+        torch.testing.assert_close(wide[key].detach(), exact[key].detach(), atol=1e-12, rtol=0)
 
 
 def test_training_through_the_config_path_lowers_the_loss(tmp_path):
