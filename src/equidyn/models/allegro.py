@@ -103,10 +103,9 @@ def weighted_harmonics(weights: Tensor, sh: Tensor, num_channels: int, l_max: in
              [5., 0., 0., 7.]]])
     """
     w = weights.unflatten(-1, (num_channels, l_max + 1))  # [..., n, L + 1]
-    l_of = torch.arange(l_max + 1, device=sh.device).repeat_interleave(
-        2 * torch.arange(l_max + 1, device=sh.device) + 1
-    )  # [(L + 1)^2]: the l of every component
-    return w.index_select(-1, l_of) * sh[..., None, :]  # [..., n, (L + 1)^2]
+    per_component = [w[..., l : l + 1].expand(*w.shape[:-1], 2 * l + 1) for l in range(l_max + 1)]
+    w = torch.cat(per_component, dim=-1) if l_max > 0 else per_component[0]  # [..., n, (L+1)^2]
+    return w * sh[..., None, :]  # [..., n, (L + 1)^2]
 
 
 def _channel_major(x: Tensor, irreps: o3.Irreps) -> Tensor:
