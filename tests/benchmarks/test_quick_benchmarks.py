@@ -139,3 +139,25 @@ def test_potentials_transfer_rejects_unknown_model_arguments():
     module.check_model_kwargs({"NequIP": {"r_max": 4.0}})
     with pytest.raises(ValueError, match="num_featurs"):
         module.check_model_kwargs({"NequIP": {"num_featurs": 16}})
+
+
+def test_atom_scaling_quick(tmp_path):
+    """Allegro and NequIP timed and measured on two tiny Cu cells; the subprocess gets this
+    checkout's ``src`` (the benchmark's workers import equidyn in their own processes)."""
+    env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+           "PYTHONPATH": str(BENCH.parent / "src"), "MPLBACKEND": "Agg"}  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "atom_scaling.py"), "--quick", "--threads", "1", "--out",
+         str(tmp_path / "as")], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    results = json.loads((tmp_path / "as" / "results.json").read_text())
+    for name in ("Allegro", "NequIP"):
+        points = results["points"][name]
+        assert [p["atoms"] for p in points] == [32, 108]
+        assert all(p["ms"] > 0 and p["edges"] > 0 and p["peak_mb"] > 0 for p in points)
+        assert points[1]["edges"] > points[0]["edges"]
+        assert results["summary"][name]["params"] > 0
+    assert (tmp_path / "as" / "atom_scaling.png").stat().st_size > 10_000
+    assert "| Allegro | 108 |" in (tmp_path / "as" / "table.md").read_text()

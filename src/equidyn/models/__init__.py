@@ -19,6 +19,7 @@ Their shared layers are in :mod:`equidyn.models.blocks`; every model is register
 torch.Size([2, 5, 3])
 """
 
+from equidyn.models.allegro import Allegro
 from equidyn.models.blocks import EdgeEmbedding, RadialWeightedConvolution, gate_irreps
 from equidyn.models.egnn import EGNN, EGNNLayer
 from equidyn.models.escn import ESCN
@@ -50,6 +51,7 @@ from equidyn.models.tfn import TFN
 from equidyn.models.transformer import Transformer
 
 __all__ = [
+    "Allegro",
     "ESCN",
     "EGNN",
     "EGNNLayer",
