@@ -23,10 +23,14 @@ def test_packaged_config_names_a_registered_model(name):
     assert cls(**{**cfg.model, "num_species": 2}).r_max == cfg.model["r_max"]
 
 
-@pytest.mark.parametrize("name", ["escn"])
+@pytest.mark.parametrize("name", ["escn", "allegro"])
 def test_small_run_of_a_packaged_config(name, cache_dir, tmp_path):
     cfg = load_config(f"builtin:{name}")
-    small = {"num_features": 4, "l_max": 2, "m_max": 1} if name == "escn" else {}
+    small = {
+        "escn": {"num_features": 4, "l_max": 2, "m_max": 1},
+        "allegro": {"num_tensor_features": 4, "l_max": 1, "latent_dim": 16,
+                    "two_body_hidden": [16], "latent_hidden": [16], "edge_energy_hidden": [8]},
+    }[name]  # fmt: skip
     cfg = dataclasses.replace(
         cfg,
         model={**cfg.model, **small},
