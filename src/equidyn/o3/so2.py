@@ -280,8 +280,11 @@ def _inverse_gather(positions: list[int], dim: int) -> Tensor:
 class SO2Convolution(nn.Module):
     r"""The channelwise ("uvu") convolution of features with the edge direction through the
     edge frame: ``conv(x, edge_vec, weight)`` :math:`= D\,\mathrm{SO2}_w(D^\top x)` (module
-    docstring), :math:`O(L^3)` per edge and channel instead of the tensor product's
-    :math:`O(L^5)`.
+    docstring). Per edge and channel the SO(2) maps cost :math:`O(L^3)` (the sparse tensor
+    product: :math:`O(L^5)`); rotating the :math:`O(L^2)` output blocks (one per input block
+    and output irrep) back out of the frame costs :math:`O(L^4)`, which dominates at large
+    :math:`L` (``benchmarks/so2_scaling.py``; :class:`SO2Linear` mixes channels in the frame
+    first, as eSCN does, and rotates back only its own output).
 
     Every block :math:`(U \times l_1)` of ``irreps_in`` gives one output block
     :math:`U \times l_3` for every irrep of ``filter_ir_out`` (channel :math:`u` keeps its
