@@ -71,7 +71,12 @@ from equidyn.data.builtin import builtin_dataset
 from equidyn.data.split import split_indices
 from equidyn.graph import AtomicGraph, radius_graph
 from equidyn.models.potential import Potential
-from equidyn.models.registry import constructor_arguments, registered_models, resolve_model
+from equidyn.models.registry import (
+    build_model,
+    constructor_arguments,
+    registered_models,
+    resolve_model,
+)
 from equidyn.train import atomic_write_text, evaluate_potential, potential_trainer
 from equidyn.train.config import TrainingConfig
 from equidyn.train.trainer import build_potential, model_r_max
@@ -180,6 +185,35 @@ def inference_ms(pot: Potential, warmups: int, repeats: int) -> tuple[float, int
         out["forces"].sum().item()
         times.append(time.perf_counter() - t0)
     return statistics.median(times) * 1000, int(graph.num_edges)
+
+
+def side_by_side_inference(models: list[str], out: Path, threads: int, quick: bool) -> None:
+    """Energy + forces on the 256-atom cell for every model in one process, interleaved over
+    three rounds (median of the rounds' medians), random weights, avg_num_neighbors 18 (the
+    cell's); written to ``out/inference.json``."""
+    pots = {}
+    for m in models:
+        kwargs = {"num_species": 2, **MODEL_KWARGS[m]}
+        if "avg_num_neighbors" in constructor_arguments(resolve_model(m, "potential")):
+            kwargs.setdefault("avg_num_neighbors", 18.0)
+        pots[m] = Potential(build_model(m, kwargs, "potential"), [29, 79])
+    rounds: dict[str, list[float]] = {m: [] for m in models}
+    edges = 0
+    for _ in range(1 if quick else 3):
+        for m in models:
+            ms, edges = inference_ms(pots[m], *infer_calls(quick))
+            rounds[m].append(ms)
+    result = {
+        "threads": threads, "edges": edges, "malloc": {k: v for k, v in os.environ.items()
+                                                       if k.startswith("MALLOC_")} or "default",
+        "ms_per_call": {m: statistics.median(v) for m, v in rounds.items()}, "rounds": rounds,
+        "params": {m: sum(p.numel() for p in pots[m].parameters()) for m in models},
+    }  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(json.dumps(result, indent=1), out / f"inference_threads{threads}.json")
+    for m in models:
+        print(f"{m:<8} {result['ms_per_call'][m]:8.1f} ms per energy + forces call "
+              f"({edges} edges, {threads} thread(s))")  # fmt: skip
 
 
 def infer_calls(quick: bool) -> tuple[int, int]:
@@ -338,6 +372,12 @@ def main() -> None:
     ap.add_argument("--n-val", type=int, default=None, help="default 50 (quick: 4)")
     ap.add_argument("--n-test", type=int, default=None, help="default 200 (quick: 8)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--infer-only",
+        action="store_true",
+        help="only time energy + forces on the "
+        "256-atom cell, every model side by side (random weights), into inference.json",
+    )
     ap.add_argument("--out", type=Path, default=None, help="default benchmarks/results/"
                     "potentials_transfer[_quick]")  # fmt: skip
     args = ap.parse_args()
@@ -359,6 +399,9 @@ def main() -> None:
         raise SystemExit(f"no MODEL_KWARGS row for {unlisted}; add one to {__file__}")
     check_model_kwargs({m: MODEL_KWARGS[m] for m in models})
     r_maxes = {m: model_r_max(m, MODEL_KWARGS[m]) for m in models}
+    if args.infer_only:
+        side_by_side_inference(models, out, args.threads, q)
+        return
 
     plan = data_plan(q)
     t_start = time.perf_counter()

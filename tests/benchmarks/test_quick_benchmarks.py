@@ -161,3 +161,12 @@ def test_atom_scaling_quick(tmp_path):
         assert results["summary"][name]["params"] > 0
     assert (tmp_path / "as" / "atom_scaling.png").stat().st_size > 10_000
     assert "| Allegro | 108 |" in (tmp_path / "as" / "table.md").read_text()
+
+
+def test_potentials_transfer_side_by_side_inference_quick(tmp_path):
+    out = run("potentials_transfer.py", "--quick", "--infer-only", "--threads", "1",
+              "--out", str(tmp_path / "inf"), cwd=tmp_path)  # fmt: skip
+    result = json.loads((tmp_path / "inf" / "inference_threads1.json").read_text())
+    assert set(result["ms_per_call"]) == {"NequIP", "MACE", "ESCN", "Allegro"}
+    assert all(ms > 0 for ms in result["ms_per_call"].values()) and result["edges"] > 256
+    assert "ms per energy + forces call" in out
