@@ -29,12 +29,11 @@ import argparse
 import json
 import os
 import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from tensor_product import peak_memory_mib  # benchmarks/tensor_product.py
+from tensor_product import peak_memory_mib, timer  # benchmarks/tensor_product.py
 
 METHODS = ("e3nn TP", "equidyn TP", "SO(2) exact", "SO(2) m_max=2")
 
@@ -80,12 +79,6 @@ def problem(L: int, n: int, method: str) -> tuple[Callable[..., torch.Tensor], l
     return theirs, [x, vec, w]
 
 
-def _timed(fn: Callable[[], object]) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
 def measure(L: int, n: int, method: str, repeats: int, memory: bool) -> dict:
     fn, inputs = problem(L, n, method)
     leaves = [t.clone().requires_grad_(True) for t in inputs]
@@ -100,11 +93,11 @@ def measure(L: int, n: int, method: str, repeats: int, memory: bool) -> dict:
         for t in leaves:
             t.grad = None
 
-    warm = _timed(fwd_bwd)
+    warm = timer(fwd_bwd)
     row = {"L": L, "method": method, "edges": n, "warmup_fwd_bwd_s": warm}
-    row["fwd_bwd_ms"] = 1e3 * statistics.median(_timed(fwd_bwd) for _ in range(repeats))
+    row["fwd_bwd_ms"] = 1e3 * statistics.median(timer(fwd_bwd) for _ in range(repeats))
     fwd()
-    row["fwd_ms"] = 1e3 * statistics.median(_timed(fwd) for _ in range(repeats))
+    row["fwd_ms"] = 1e3 * statistics.median(timer(fwd) for _ in range(repeats))
     if memory:
         row["peak_mib"] = peak_memory_mib(fwd_bwd)
     return row

@@ -38,7 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from equidyn.graph.scatter import scatter_sum
-from equidyn.nn import MLP, BesselBasis, PolynomialCutoff
+from equidyn.nn import MLP, BesselBasis, Gate, PolynomialCutoff
 from equidyn.o3 import ChannelwiseTensorProduct, Irrep, Irreps, spherical_harmonics
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "RadialWeightedConvolution",
     "SavedKeyPrefixes",
     "gate_irreps",
+    "nequip_gate",
 ]
 
 
@@ -72,6 +73,25 @@ def gate_irreps(
     gated = Irreps([(m, ir) for m, ir in irreps if not is_scalar(ir)])
     gates = Irreps(f"{gated.num_irreps}x0e") if gated.num_irreps > 0 else Irreps()
     return scalars, gates, gated
+
+
+def nequip_gate(irreps: Irreps | str) -> Gate:
+    """The gate of NequIP (and ESCN) whose output is ``irreps``: SiLU on the even scalars, tanh
+    on the odd ones, and every other irrep multiplied by the SiLU of one extra ``0e`` scalar
+    (:func:`gate_irreps` with ``gate_odd_scalars=False``).
+
+    >>> gate = nequip_gate("4x0e + 2x0o + 2x1o")
+    >>> gate.irreps_in, gate.irreps_out
+    (4x0e+2x0o+2x0e+2x1o, 4x0e+2x0o+2x1o)
+    """
+    scalars, gates, gated = gate_irreps(irreps, gate_odd_scalars=False)
+    return Gate(
+        scalars,
+        [torch.nn.functional.silu if ir.p == 1 else torch.tanh for _, ir in scalars],
+        gates,
+        torch.nn.functional.silu if gated.num_irreps else [],
+        gated,
+    )
 
 
 class EdgeEmbedding(nn.Module):

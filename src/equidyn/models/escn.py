@@ -47,24 +47,12 @@ from torch import Tensor, nn
 from equidyn import nn as enn
 from equidyn import o3
 from equidyn.graph.scatter import scatter_sum
-from equidyn.models.blocks import gate_irreps
+from equidyn.models.blocks import nequip_gate
 from equidyn.models.nequip import hidden_irreps
 from equidyn.models.potential import check_model_args
 from equidyn.models.registry import model_config, register_model
 
 __all__ = ["ESCN", "SO2MessageBlock"]
-
-
-def _gate(irreps: o3.Irreps) -> enn.Gate:
-    """A gate whose output is ``irreps``: SiLU on even scalars, tanh on odd ones, SiLU gates."""
-    scalars, gates, gated = gate_irreps(irreps, gate_odd_scalars=False)
-    return enn.Gate(
-        scalars,
-        [torch.nn.functional.silu if ir.p == 1 else torch.tanh for _, ir in scalars],
-        gates,
-        torch.nn.functional.silu if gated.num_irreps else [],
-        gated,
-    )
 
 
 class SO2MessageBlock(nn.Module):
@@ -97,13 +85,13 @@ class SO2MessageBlock(nn.Module):
         super().__init__()
         self.irreps = o3.Irreps(irreps)
         self.irreps_pair = self.irreps + self.irreps  # [h_i || h_j]
-        self.edge_gate = _gate(self.irreps)
+        self.edge_gate = nequip_gate(self.irreps)
         self.so2_1 = o3.SO2Linear(self.irreps_pair, self.edge_gate.irreps_in, m_max)
         self.so2_2 = o3.SO2Linear(self.irreps, self.irreps, m_max)
         self.radial = enn.MLP(
             [num_basis, radial_hidden, self.so2_1.num_scales], torch.nn.functional.silu
         )
-        self.node_gate = _gate(self.irreps)
+        self.node_gate = nequip_gate(self.irreps)
         self.linear_msg = o3.Linear(self.irreps, self.node_gate.irreps_in)
         self.self_connection = o3.FullyConnectedTensorProduct(
             self.irreps, o3.Irreps(f"{num_attrs}x0e"), self.node_gate.irreps_in

@@ -43,14 +43,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from equidyn import nn as enn
 from equidyn import o3
 from equidyn._deprecation import renamed_arguments
 from equidyn.models.blocks import (
     EdgeEmbedding,
     RadialWeightedConvolution,
     SavedKeyPrefixes,
-    gate_irreps,
+    nequip_gate,
 )
 from equidyn.models.potential import check_model_args
 from equidyn.models.registry import model_config, register_model
@@ -125,14 +124,7 @@ class InteractionBlock(nn.Module):
         self.irreps_in = o3.Irreps(irreps_in)
         reach = _reachable(self.irreps_in, irreps_sh)
         reachable = o3.Irreps([(m, ir) for m, ir in irreps_target if (ir.l, ir.p) in reach])
-        scalars, gates, gated = gate_irreps(reachable, gate_odd_scalars=False)
-        self.gate = enn.Gate(
-            scalars,
-            [torch.nn.functional.silu if ir.p == 1 else torch.tanh for _, ir in scalars],
-            gates,
-            torch.nn.functional.silu if gated.num_irreps else [],
-            gated,
-        )
+        self.gate = nequip_gate(reachable)
         irreps_mid = self.gate.irreps_in  # scalars + gates + gated
         self.linear_1 = o3.Linear(self.irreps_in, self.irreps_in)
         self.conv = RadialWeightedConvolution(
