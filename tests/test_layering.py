@@ -2,10 +2,10 @@
 
 From the bottom up: the file and cache helpers; ``o3``; ``nn`` (and ``testing``, ``ga``); ``graph``;
 ``models`` and ``data``; ``dynamics`` and ``calculators``; ``train`` (its quickstart runs MD
-with a calculator); ``experiments``; the demo, the package root and the command line. A module
-may import its own package and the layers below its own, never a layer above or a neighbour in
-its layer; nothing imports the ``benchmarks`` scripts. Every import counts, also inside
-functions.
+with a calculator); ``experiments`` and ``fields``; the demo, the package root and the command
+line. A module may import its own package and the layers below its own, never a layer above
+or a neighbour in its layer; nothing imports the ``benchmarks`` scripts. Every import counts,
+also inside functions.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ LAYERS: list[set[str]] = [
     {"models", "data", "canonical"},
     {"dynamics", "calculators", "paths"},  # paths: transition path sampling
     {"train"},
-    {"experiments"},
+    {"experiments", "fields"},  # fields: ClimODE, DINo and their data (use the trainer)
     {"demo"},
     {"__init__"},  # the package root (its __version__ is read by the command line)
     {"cli"},
