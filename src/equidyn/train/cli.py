@@ -6,6 +6,12 @@ and the force scale on the training set, trains, evaluates the best model on the
 writes everything to ``training.output_dir``. ``--resume`` continues from
 ``output_dir/checkpoint.pt``. Ctrl-C saves a resumable checkpoint and exits with status 130.
 
+Under ``torchrun --nproc_per_node N -m equidyn train CONFIG.yaml`` the same command trains
+over N processes (data parallel, ``gloo``: the potential trainer runs on the CPU; see
+:mod:`equidyn.train.distributed` and the distributed training guide): ``batch_size`` stays the
+number of structures per optimiser step, split between the processes; rank 0 alone prints and
+writes files, and the result is the model one process trains, up to the order of summation.
+
 ``evaluate`` loads a model file and prints energy / force (/ stress) MAE and RMSE on a data
 file (any ASE-readable file with labels, or ``builtin:cuau-emt[:N]``).
 
@@ -48,8 +54,25 @@ def run_training(
     """Run a whole training from a :class:`~equidyn.train.config.Config`.
 
     Returns ``(summary, test_metrics)``; ``test_metrics`` is ``None`` when the run was
-    interrupted (it can be resumed).
+    interrupted (it can be resumed). Launched by torchrun (``WORLD_SIZE`` > 1), it joins the
+    process group, trains over all processes and leaves the group at the end; every rank
+    returns the same results.
     """
+    from equidyn.train.distributed import current_context, init_distributed
+
+    joined = current_context() is None
+    ctx = init_distributed(backend="gloo")  # None in one process
+    joined = joined and ctx is not None
+    try:
+        return _run_training(config, resume, verbose and (ctx is None or ctx.is_main), ctx)
+    finally:
+        if joined:
+            torch.distributed.destroy_process_group()
+
+
+def _run_training(
+    config: Any, resume: bool, verbose: bool, ctx: Any
+) -> tuple[dict[str, Any], dict[str, float] | None]:
     from equidyn._io import load_checkpoint
     from equidyn.data.io import type_map_numbers
     from equidyn.data.split import split_indices
@@ -63,6 +86,8 @@ def run_training(
     torch.manual_seed(t.seed)
     r_max = model_r_max(config.model_class, config.model)
     say(f"loading {d.source} (r_max {r_max} Å) ...")
+    if ctx is not None and not ctx.is_main:
+        ctx.barrier()  # rank 0 fills the cache of a built-in set first
     graphs = load_structures(
         d.source,
         r_max,
@@ -74,6 +99,8 @@ def run_training(
         type_map=d.type_map,
         cache_dir=d.cache_dir,
     )
+    if ctx is not None and ctx.is_main:
+        ctx.barrier()
     tr, va, te = split_indices(len(graphs), d.n_train, d.n_val, d.n_test, seed=d.split_seed)
     train, val, test = ([graphs[i] for i in idx] for idx in (tr, va, te))
     say(f"{len(graphs)} structures: {len(train)} train, {len(val)} validation, {len(test)} test")
@@ -92,11 +119,16 @@ def run_training(
     trainer = potential_trainer(potential, train, val, t, test_graphs=test, run_config=config)
     n_params = sum(p.numel() for p in potential.parameters())
     say(f"{config.model_class}: {n_params} parameters, species {potential.atomic_numbers}")
+    if ctx is not None:
+        say(f"data parallel over {ctx.world_size} processes ({ctx.backend})")
     summary = trainer.fit(resume=checkpoint is not None)
     say(summary["stop_reason"])
     if summary["stop_reason"].startswith("interrupted"):
         return summary, None
-    metrics = trainer.task.finish()
+    if ctx is None:
+        metrics = trainer.task.finish()
+    else:  # rank 0 evaluates the best model and writes the results
+        metrics = ctx.broadcast(trainer.task.finish() if ctx.is_main else None)
     which, n = metrics["set"], metrics["n_structures"]
     say(f"best epoch {summary['best_epoch']}; {which} set ({n} structures):")
     say(format_metrics(metrics))

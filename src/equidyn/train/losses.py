@@ -97,6 +97,33 @@ class ErrorAccumulator:
         for key, err in _errors(pred, ref).items():
             self._add(key, err)
 
+    def sums(self) -> dict[str, float]:
+        """The additive state, ``{"<quantity>_abs", "<quantity>_sq", "<quantity>_n"}``: the
+        sums of two accumulators' states are the state of one that saw both.
+
+        >>> import torch
+        >>> acc = ErrorAccumulator()
+        >>> acc.add({"energy": torch.tensor([0.01])}, {"energy": torch.tensor([0.0]),
+        ...          "num_atoms": torch.tensor([1])})
+        >>> ErrorAccumulator.from_sums(acc.sums()).metrics() == acc.metrics()
+        True
+        """
+        out: dict[str, float] = {}
+        for k in self._n:
+            out.update({f"{k}_abs": self._abs[k], f"{k}_sq": self._sq[k], f"{k}_n": self._n[k]})
+        return out
+
+    @classmethod
+    def from_sums(cls, sums: dict[str, float]) -> ErrorAccumulator:
+        """The accumulator whose :meth:`sums` are ``sums`` (other keys are ignored)."""
+        acc = cls()
+        for key in ("energy", "forces", "stress"):
+            if f"{key}_n" in sums:
+                acc._abs[key] = float(sums[f"{key}_abs"])
+                acc._sq[key] = float(sums[f"{key}_sq"])
+                acc._n[key] = int(round(sums[f"{key}_n"]))
+        return acc
+
     def metrics(self) -> dict[str, float]:
         """``{"energy_mae", "energy_rmse", "forces_mae", ...}`` in meV (per atom, per Å, per Å³)."""
         out = {}

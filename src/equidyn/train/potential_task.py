@@ -28,6 +28,7 @@ from equidyn.graph import AtomicGraph, batch_graphs
 from equidyn.models.potential import Potential, load_model, save_model
 from equidyn.train.config import Config, TrainingConfig
 from equidyn.train.datasets import batches
+from equidyn.train.distributed import balanced_partition
 from equidyn.train.losses import ErrorAccumulator, loss_terms, weighted_loss
 from equidyn.train.task import EpochStats
 from equidyn.train.trainer import DTYPES, Trainer
@@ -162,11 +163,75 @@ class PotentialTask:
         out = model(batch, compute_forces=True, compute_stress=self.compute_stress)
         return weighted_loss(loss_terms(out, _targets(batch)), self.weights), 1.0
 
-    def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
-        """``{"loss": weighted loss, "energy_mae": ..., ...}`` (errors in meV)."""
+    # ------------------------------------------------------------------ several processes
+    def split_batch(self, group: Sequence[AtomicGraph], parts: int) -> list[list[AtomicGraph]]:
+        """``group`` cut into ``parts`` with near-equal atom counts (see
+        :func:`~equidyn.train.distributed.balanced_partition`)."""
+        sizes = [g.num_nodes for g in group]
+        return [[group[i] for i in idx] for idx in balanced_partition(sizes, parts)]
+
+    def part_loss(
+        self, model: nn.Module, part: Sequence[AtomicGraph], group: Sequence[AtomicGraph]
+    ) -> tuple[torch.Tensor, float]:
+        r"""The share of ``part`` in ``loss(model, group)``.
+
+        Each mean of the loss (energies and stresses over the :math:`B` structures of
+        ``group``, force components over its :math:`3N` atoms) becomes the sum over ``part``
+        divided by the count over ``group``: the part's mean times :math:`B_r / B` or
+        :math:`N_r / N`.
+        """
+        if not part:  # nothing to do, but the gradient reduction needs every rank
+            batch = batch_graphs(list(group[:1]))
+            out = model(batch, compute_forces=True, compute_stress=self.compute_stress)
+            return 0.0 * weighted_loss(loss_terms(out, _targets(batch)), self.weights), 1.0
+        batch = batch_graphs(list(part))
+        out = model(batch, compute_forces=True, compute_stress=self.compute_stress)
+        per_structure = len(part) / len(group)
+        per_atom = sum(g.num_nodes for g in part) / sum(g.num_nodes for g in group)
+        share = {"energy": per_structure, "stress": per_structure, "forces": per_atom}
+        terms = loss_terms(out, _targets(batch))
+        return weighted_loss({k: v * share[k] for k, v in terms.items()}, self.weights), 1.0
+
+    def evaluation_sums(
+        self, model: nn.Module, split: str, rank: int, world_size: int
+    ) -> dict[str, float]:
+        """Error sums and batch losses of rank ``rank``'s share of the batches of ``split``
+        (the batches :meth:`evaluate` uses, shared out by atom count)."""
+        groups = batches(self._split(split), self.config.batch_size)
+        mine = balanced_partition([sum(g.num_nodes for g in b) for b in groups], world_size)
+        potential = _potential(model)
+        acc = ErrorAccumulator()
+        loss_sum = 0.0
+        was_training = potential.training
+        potential.eval()
+        try:
+            for k in mine[rank]:
+                batch = batch_graphs(groups[k])
+                out = potential(batch, compute_forces=True, compute_stress=self.compute_stress)
+                out = {key: v.detach() for key, v in out.items()}
+                ref = _targets(batch)
+                acc.add(out, ref)
+                loss_sum += float(weighted_loss(loss_terms(out, ref), self.weights))
+        finally:
+            potential.train(was_training)
+        return {**acc.sums(), "loss_sum": loss_sum, "loss_batches": float(len(mine[rank]))}
+
+    def metrics_from_sums(self, sums: dict[str, float]) -> dict[str, float]:
+        """What :meth:`evaluate` returns, from the :meth:`evaluation_sums` of all ranks."""
+        metrics = ErrorAccumulator.from_sums(sums).metrics()
+        loss = sums.get("loss_sum", 0.0) / max(sums.get("loss_batches", 0.0), 1.0)
+        return {"loss": float(loss), **dict(sorted(metrics.items()))}
+
+    def _split(self, split: str) -> list[AtomicGraph]:
         graphs = {"val": self.val_graphs, "test": self.test_graphs}.get(split)
         if not graphs:
             raise ValueError(f"no {split!r} split; expected 'val' or 'test' (if given)")
+        return graphs
+
+    # ------------------------------------------------------------------ one process
+    def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
+        """``{"loss": weighted loss, "energy_mae": ..., ...}`` (errors in meV)."""
+        graphs = self._split(split)
         res = evaluate_potential(
             _potential(model),
             graphs,

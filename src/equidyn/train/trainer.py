@@ -24,6 +24,16 @@ Ctrl-C during :meth:`Trainer.fit` finishes the current optimiser step, writes th
 with the position inside the epoch and returns; ``fit(resume=True)`` continues from there. A
 second Ctrl-C interrupts immediately (the previous checkpoint stays intact: writes are atomic).
 
+Over several processes (``torchrun``; see :mod:`equidyn.train.distributed`): when a process
+group of more than one process is initialised (or ``distributed`` is given), the model is
+wrapped in ``DistributedDataParallel``, every rank draws the same global batches and trains on
+its balanced part of each with the loss scaled so that the averaged gradient is the one
+process's gradient on the whole batch; validation metrics are reduced over ranks. Rank 0 alone
+writes the checkpoint (the unwrapped module's state: resumable under any number of
+processes), ``log.csv``, ``config.yaml``, progress and calls ``task.on_best``; the ranks agree
+after every step on whether to stop (Ctrl-C or SIGTERM on any rank), so all stop at the same
+step. The task must then be a :class:`~equidyn.train.distributed.ShardedTask`.
+
 The potentials' helpers :func:`build_potential` and :func:`model_r_max` live here too; their
 task is :class:`~equidyn.train.potential_task.PotentialTask`.
 """
@@ -48,6 +58,7 @@ from equidyn.graph import AtomicGraph
 from equidyn.models.potential import Potential
 from equidyn.models.registry import build_model, constructor_arguments, resolve_model
 from equidyn.train.config import Config, TrainingConfig
+from equidyn.train.distributed import DistributedContext, ShardedTask, current_context
 from equidyn.train.ema import ExponentialMovingAverage
 from equidyn.train.logging import CSVLogger
 from equidyn.train.task import EpochStats, Task
@@ -111,7 +122,10 @@ class Trainer(Generic[TaskT]):
         run_config: the whole run's :class:`Config`, saved as ``config.yaml``.
         step_callback: called as ``step_callback(trainer, global_step)`` after every
             optimiser step (e.g. custom logging; calling :meth:`request_stop` ends the run
-            like Ctrl-C).
+            like Ctrl-C), on every rank.
+        distributed: the process group to train over; default: the one initialised in this
+            process (:func:`~equidyn.train.distributed.current_context`), if any, else one
+            process.
     """
 
     def __init__(
@@ -121,6 +135,7 @@ class Trainer(Generic[TaskT]):
         config: TrainingConfig,
         run_config: Config | None = None,
         step_callback: Callable[[Trainer[TaskT], int], None] | None = None,
+        distributed: DistributedContext | None = None,
     ) -> None:
         if config.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {config.schedule!r}")
@@ -130,6 +145,10 @@ class Trainer(Generic[TaskT]):
         self.run_config = run_config
         self.step_callback = step_callback
         self.output_dir = Path(config.output_dir)
+        self.distributed = current_context() if distributed is None else distributed
+        self._ddp: nn.Module | None = None
+        if self.distributed is not None:
+            self._ddp = self._wrap(model, task, self.distributed)
         params = self._params()
         self.optimizer = torch.optim.Adam(
             params, lr=config.lr, amsgrad=config.amsgrad, weight_decay=config.weight_decay
@@ -163,6 +182,38 @@ class Trainer(Generic[TaskT]):
         self._stop_requested = False
         self.stop_reason = ""
         self.last_row: dict[str, Any] = {}
+
+    @staticmethod
+    def _wrap(model: nn.Module, task: Task, ctx: DistributedContext) -> nn.Module:
+        """``model`` in ``DistributedDataParallel`` (which copies rank 0's weights to all)."""
+        if not isinstance(task, ShardedTask):
+            missing = [
+                m for m in ("split_batch", "part_loss", "evaluation_sums", "metrics_from_sums")
+                if not callable(getattr(task, m, None))
+            ]  # fmt: skip
+            raise TypeError(
+                f"{type(task).__name__} cannot be trained over {ctx.world_size} processes: "
+                f"a ShardedTask (equidyn.train.distributed) also needs {missing}"
+            )
+        from torch.nn.parallel import DistributedDataParallel
+
+        device_ids = [ctx.local_rank] if ctx.backend == "nccl" else None
+        return DistributedDataParallel(model, device_ids=device_ids)
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process writes files and prints (rank 0, or the only process)."""
+        return self.distributed is None or self.distributed.is_main
+
+    def _barrier(self) -> None:
+        if self.distributed is not None:
+            self.distributed.barrier()
+
+    def _agree(self, flag: bool) -> bool:
+        """``flag`` on any rank (every rank gets the same answer)."""
+        if self.distributed is None:
+            return flag
+        return bool(self.distributed.all_reduce([float(flag)], op="max")[0])
 
     # ------------------------------------------------------------------ state
     @property
@@ -214,8 +265,10 @@ class Trainer(Generic[TaskT]):
         self.best_state = state.get("best_model")
 
     def save_checkpoint(self) -> None:
-        """Write ``checkpoint.pt`` atomically."""
-        atomic_save(self.state_dict(), self.checkpoint_path)
+        """Write ``checkpoint.pt`` atomically (rank 0 writes, the other ranks wait for it)."""
+        if self.is_main:
+            atomic_save(self.state_dict(), self.checkpoint_path)
+        self._barrier()
 
     def request_stop(self) -> None:
         """Stop after the current optimiser step, saving a resumable checkpoint."""
@@ -231,11 +284,21 @@ class Trainer(Generic[TaskT]):
         return [p for p in self.model.parameters() if p.requires_grad]
 
     def train_step(self, batch: Any) -> tuple[float, float]:
-        """One optimiser step on ``batch``; returns the task's ``(loss, weight)``."""
+        """One optimiser step on ``batch``; returns the task's ``(loss, weight)``.
+
+        Over several processes ``batch`` is the global batch: this rank trains on its part
+        and the loss returned is this rank's share (the shares add up to the batch's loss).
+        """
         self.model.train()
-        loss, weight = self.task.loss(self.model, batch)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if self.distributed is None or self._ddp is None:
+            loss, weight = self.task.loss(self.model, batch)
+            loss.backward()
+        else:
+            task: Any = self.task  # a ShardedTask, checked when wrapping
+            part = task.split_batch(batch, self.distributed.world_size)[self.distributed.rank]
+            loss, weight = task.part_loss(self._ddp, part, batch)
+            (loss * self.distributed.world_size).backward()  # DDP averages over ranks
         if self.config.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
         self.optimizer.step()
@@ -258,19 +321,31 @@ class Trainer(Generic[TaskT]):
         """Evaluate the EMA weights on ``"val"``; on a new best keep them and evaluate the
         ``best_splits``. Returns ``(metrics per split, improved)``."""
         with self.averaged_weights():
-            metrics = {"val": self.task.evaluate(self.model, "val")}
+            metrics = {"val": self.evaluate("val")}
             score = float(metrics["val"][self.task.selection_metric])
             improved = score < self.best_val
             if not improved:
                 self.bad_epochs += 1
                 return metrics, False
             for split in self.task.best_splits:
-                metrics[split] = self.task.evaluate(self.model, split)
+                metrics[split] = self.evaluate(split)
             self.best_val, self.best_epoch, self.bad_epochs = score, self.epoch, 0
             self.best_metrics = metrics
             self.best_state = copy.deepcopy(self.model.state_dict())
-            self.task.on_best(self.model)
+            if self.is_main:
+                self.task.on_best(self.model)
+            self._barrier()
         return metrics, True
+
+    def evaluate(self, split: str) -> dict[str, float]:
+        """The task's metrics of the model as it is on ``split`` (over several processes each
+        rank evaluates its share and the sums are reduced: every rank gets the same numbers)."""
+        if self.distributed is None:
+            return self.task.evaluate(self.model, split)
+        task: Any = self.task
+        ctx = self.distributed
+        sums = task.evaluation_sums(self.model, split, ctx.rank, ctx.world_size)
+        return dict(task.metrics_from_sums(ctx.sum_dicts(sums)))
 
     # ------------------------------------------------------------------ loop
     def fit(self, resume: bool = False) -> dict[str, Any]:
@@ -280,10 +355,11 @@ class Trainer(Generic[TaskT]):
         exactly. Returns a summary (epochs done, best validation metric, stop reason).
         """
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        resumed = resume and self.checkpoint_path.is_file()
+        self._barrier()
+        resumed = self._agree(resume and self.checkpoint_path.is_file())
         if resumed:
             self.load_state_dict(load_checkpoint(self.checkpoint_path))
-        if self.run_config is not None:
+        if self.run_config is not None and self.is_main:
             import yaml
 
             atomic_write_text(
@@ -292,34 +368,45 @@ class Trainer(Generic[TaskT]):
             )
         self._stop_requested = False
         self.stop_reason = ""
-        log = CSVLogger(self.output_dir / "log.csv", resume=resumed)
+        log = CSVLogger(self.output_dir / "log.csv", resume=resumed) if self.is_main else None
         try:
-            with self._sigint_stops():
+            with self._signals_stop():
                 self._loop(log)
         finally:
-            log.close()
+            if log is not None:
+                log.close()
+        self._barrier()
         return self.summary()
 
     @contextlib.contextmanager
-    def _sigint_stops(self) -> Iterator[None]:
-        """The first Ctrl-C requests a stop; a second one interrupts at once."""
-        interrupts = [0]
+    def _signals_stop(self) -> Iterator[None]:
+        """The first Ctrl-C requests a stop; a second one interrupts at once.
 
-        def on_sigint(signum: int, frame: Any) -> None:
+        Over several processes SIGINT and SIGTERM only request a stop: torchrun passes the
+        signal it gets on to its workers (after the terminal's own Ctrl-C reached them) and
+        kills them itself if they are not done within its shutdown timeout.
+        """
+        interrupts = [0]
+        escalate = self.distributed is None
+
+        def on_signal(signum: int, frame: Any) -> None:
             interrupts[0] += 1
-            if interrupts[0] > 1:
+            if escalate and interrupts[0] > 1:
                 raise KeyboardInterrupt
             self._stop_requested = True
 
+        signals = [signal.SIGINT] + ([signal.SIGTERM] if self.distributed is not None else [])
+        previous: dict[int, Any] = {}
         try:
-            previous = signal.signal(signal.SIGINT, on_sigint)
+            for sig in signals:
+                previous[sig] = signal.signal(sig, on_signal)
         except ValueError:  # not in the main thread: no handler, Ctrl-C is handled by Python
-            previous = None
+            pass
         try:
             yield
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def _set_epoch_lr(self) -> None:
         if self.config.schedule == "cosine":
@@ -340,25 +427,31 @@ class Trainer(Generic[TaskT]):
             total=len(batches),
             initial=self.step_in_epoch,
             desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
-            disable=not self.config.progress,
+            disable=not (self.config.progress and self.is_main),
             leave=False,
             dynamic_ncols=True,
         )
+        stop = self._stop_requested if self.distributed is None else False
         with bar:
-            while self.step_in_epoch < len(batches) and not self._stop_requested:
+            while self.step_in_epoch < len(batches) and not stop:
                 loss, weight = self.train_step(batches[self.step_in_epoch])
-                self._epoch_loss += loss * weight
-                self._epoch_weight += weight
                 self.step_in_epoch += 1
                 self.global_step += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{self._epoch_loss / self._epoch_weight:.4g}")
                 if self.step_callback is not None:
                     self.step_callback(self, self.global_step)
+                if self.distributed is None:
+                    stop = self._stop_requested
+                else:  # the batch's loss and whether any rank wants to stop, agreed by all
+                    loss, flag = self.distributed.all_reduce([loss, float(self._stop_requested)])
+                    stop = self._stop_requested = flag > 0
+                self._epoch_loss += loss * weight
+                self._epoch_weight += weight
+                bar.update(1)
+                bar.set_postfix(loss=f"{self._epoch_loss / self._epoch_weight:.4g}")
         self.train_seconds += time.perf_counter() - t0
         return self.step_in_epoch >= len(batches)
 
-    def _loop(self, log: CSVLogger) -> None:
+    def _loop(self, log: CSVLogger | None) -> None:
         cfg = self.config
         start = time.perf_counter() - self.elapsed
         while self.epoch < cfg.epochs:
@@ -373,6 +466,7 @@ class Trainer(Generic[TaskT]):
                 return
             self._end_epoch(log, start)
             self.save_checkpoint()
+            self._stop_requested = self._agree(self._stop_requested)
             if cfg.early_stopping_patience is not None and (
                 self.bad_epochs >= cfg.early_stopping_patience
             ):
@@ -381,12 +475,12 @@ class Trainer(Generic[TaskT]):
             if self._stop_requested:
                 self.stop_reason = f"interrupted after epoch {self.epoch}; resume with --resume"
                 return
-            if cfg.max_time_s is not None and self.elapsed >= cfg.max_time_s:
+            if cfg.max_time_s is not None and self._agree(self.elapsed >= cfg.max_time_s):
                 self.stop_reason = f"time limit of {cfg.max_time_s:g} s reached"
                 return
         self.stop_reason = f"finished {cfg.epochs} epochs"
 
-    def _end_epoch(self, log: CSVLogger, start: float) -> None:
+    def _end_epoch(self, log: CSVLogger | None, start: float) -> None:
         """Close a completed epoch: evaluate (when due), schedule, log, report."""
         from tqdm.auto import tqdm
 
@@ -413,8 +507,9 @@ class Trainer(Generic[TaskT]):
             elapsed=self.elapsed,
         )
         self.last_row = self.task.log_row(stats)
-        log.log(self.last_row)
-        if self.config.log_epochs:
+        if log is not None:
+            log.log(self.last_row)
+        if self.config.log_epochs and self.is_main:
             tqdm.write(self.task.describe(stats))
 
     def summary(self) -> dict[str, Any]:
