@@ -118,13 +118,20 @@ def test_one_process_uses_no_torch_distributed(monkeypatch):
         world_size_from_env()
 
 
+class _OneProcessTask(RegressionTask):
+    """A task written before data parallelism: the Task methods only."""
+
+    split_batch = part_loss = evaluation_sums = metrics_from_sums = None  # type: ignore[assignment]
+
+
 def test_a_task_that_cannot_be_split_is_refused_over_several_processes(tmp_path):
     x = torch.randn(8, 3)
-    task = RegressionTask((x, x), (x, x), batch_size=4)
+    task = _OneProcessTask((x, x), (x, x), batch_size=4)
     cfg = TrainingConfig(output_dir=str(tmp_path), progress=False, log_epochs=False)
     ctx = DistributedContext(rank=0, world_size=2, local_rank=0, backend="gloo")
-    with pytest.raises(TypeError, match=r"RegressionTask cannot be trained over 2 processes"):
+    with pytest.raises(TypeError, match=r"_OneProcessTask cannot be trained over 2 processes"):
         Trainer(torch.nn.Linear(3, 3), task, cfg, distributed=ctx)
+    assert Trainer(torch.nn.Linear(3, 3), task, cfg).fit()["epochs"] == 100  # one process: fine
 
 
 # ---------------------------------------------------------------------- under torchrun
@@ -238,3 +245,57 @@ def test_sigterm_stops_every_rank_at_one_step_and_one_process_resumes(cache_dir,
 def test_the_cosine_schedule_of_the_reference_changes_the_lr(reference):
     rows = read_csv_log(reference[3][0] / "log.csv")
     assert rows[0]["lr"] > rows[1]["lr"] > rows[2]["lr"]  # the compared runs follow a schedule
+
+
+_SCRIPT = """
+import sys, torch
+from equidyn.train.distributed import init_distributed
+from equidyn.train.config import TrainingConfig
+from equidyn.train.task import RegressionTask
+from equidyn.train.trainer import Trainer
+from equidyn.train.forecast_task import train_forecaster
+from equidyn.data import Trajectory, TrajectoryWindows
+from equidyn.models import ESTAG
+
+torch.set_default_dtype(torch.float64)
+ctx = init_distributed()
+out = sys.argv[1]
+g = torch.Generator().manual_seed(0)
+x = torch.randn(22, 3, generator=g)
+task = RegressionTask((x, x.flip(-1) ** 2), (x[:5], x[:5].flip(-1) ** 2), batch_size=8)
+cfg = TrainingConfig(epochs=3, lr=0.05, ema_decay=0.9, schedule="cosine", max_grad_norm=0.3,
+                     output_dir=out + "/regression", progress=False, log_epochs=False)
+torch.manual_seed(ctx.rank if ctx else 0)  # rank 0's weights reach the others
+model = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+Trainer(model, task, cfg).fit()
+t = torch.linspace(0, 6, 40)[:, None, None]
+traj = Trajectory(torch.cat([t.sin(), t.cos(), 0 * t], -1).expand(40, 3, 3) * torch.tensor(
+    [[1.0], [2.0], [3.0]]), torch.eye(3))
+windows = TrajectoryWindows([traj], window=4)
+torch.manual_seed(0)
+estag = ESTAG(window=4, num_features=8, num_layers=1, node_attr_dim=3)
+result = train_forecaster(estag, windows, windows, epochs=2, out=out + "/forecast",
+                          batch_size=7, progress=False)
+if ctx is None or ctx.is_main:
+    torch.save({"regression": model.state_dict(), "forecast": estag.state_dict(),
+                "best_valid": result["best_valid"]}, out + "/weights.pt")
+"""
+
+
+def test_any_sharded_task_trains_under_torchrun_like_in_one_process(tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text(_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env.update(OMP_NUM_THREADS="1", PYTHONPATH=SRC + os.pathsep + env.get("PYTHONPATH", ""))
+    for n, out in ((1, tmp_path / "one"), (2, tmp_path / "two")):
+        out.mkdir()
+        cmd = [sys.executable, str(script), str(out)]
+        if n == 2:
+            cmd[1:1] = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+    one, two = (torch.load(tmp_path / d / "weights.pt") for d in ("one", "two"))
+    assert two["best_valid"] == pytest.approx(one["best_valid"], rel=1e-10)
+    for part in ("regression", "forecast"):
+        for k, v in one[part].items():
+            torch.testing.assert_close(two[part][k], v, rtol=1e-10, atol=1e-14, msg=k)

@@ -116,6 +116,43 @@ class ForecastTask:
             raise ValueError(f"unknown split {split!r}; expected one of {sorted(self.splits)}")
         return {"mse": forecast_mse(model, self.splits[split])}
 
+    # several processes (equidyn.train.distributed.ShardedTask)
+    def split_batch(self, batch: Tensor, parts: int) -> list[Tensor]:
+        """The batch's sample indices in ``parts`` consecutive runs of near-equal length."""
+        return list(torch.tensor_split(batch, parts))
+
+    def part_loss(self, model: nn.Module, part: Tensor, batch: Tensor) -> tuple[Tensor, float]:
+        """The part's mean squared error times ``len(part) / len(batch)`` (``model`` may be
+        the ``DistributedDataParallel`` wrapper of a forecaster)."""
+        _forecaster(getattr(model, "module", model))
+        empty = len(part) == 0  # still through the model: every rank joins the reduction
+        data = self.splits["train"].batch(batch[:1] if empty else part)
+        pred = model(data["pos_window"], data["node_attr"], data.get("edge_attr"))
+        mse = ((pred - data["target"]) ** 2).mean()
+        return mse * (0.0 if empty else len(part) / len(batch)), float(len(batch))
+
+    @torch.no_grad()
+    def evaluation_sums(
+        self, model: nn.Module, split: str, rank: int, world_size: int, batch_size: int = 500
+    ) -> dict[str, float]:
+        """Squared errors and their count over rank ``rank``'s run of ``split``."""
+        if split not in self.splits:
+            raise ValueError(f"unknown split {split!r}; expected one of {sorted(self.splits)}")
+        forecaster = _forecaster(model)
+        forecaster.eval()
+        windows = self.splits[split]
+        sq, n = 0.0, 0
+        for idx in torch.tensor_split(torch.arange(len(windows)), world_size)[rank].split(
+            batch_size
+        ):
+            data = windows.batch(idx)
+            err = _predict(forecaster, data) - data["target"]
+            sq, n = sq + float((err**2).sum()), n + err.numel()
+        return {"sq": sq, "n": float(n)}
+
+    def metrics_from_sums(self, sums: dict[str, float]) -> dict[str, float]:
+        return {"mse": sums["sq"] / sums["n"]}
+
     def log_row(self, stats: EpochStats) -> dict[str, Any]:
         return {
             "epoch": stats.epoch,

@@ -12,6 +12,9 @@ Lower is better for ``selection_metric``: the epoch with its lowest value on the
 split is the best one, its weights are kept, and the splits in ``best_splits`` are evaluated
 with them.
 
+A task that can also be cut into parts for several processes is a
+:class:`~equidyn.train.distributed.ShardedTask` (the three below are).
+
 Three tasks ship: :class:`RegressionTask` below (``model(x) ≈ y`` by mean squared error),
 :class:`~equidyn.train.potential_task.PotentialTask` (energies, forces and stresses of atomic
 structures) and the charged N-body task of :mod:`equidyn.experiments.nbody_task`.
@@ -159,6 +162,35 @@ class RegressionTask:
         x, y = self.splits[split]
         model.eval()
         return {"loss": float(((model(x) - y) ** 2).mean())}
+
+    # several processes (equidyn.train.distributed.ShardedTask)
+    def split_batch(self, batch: Tensor, parts: int) -> list[Tensor]:
+        """The batch's sample indices in ``parts`` consecutive runs of near-equal length."""
+        return list(torch.tensor_split(batch, parts))
+
+    def part_loss(self, model: nn.Module, part: Tensor, batch: Tensor) -> tuple[Tensor, float]:
+        """The part's mean squared error times ``len(part) / len(batch)``."""
+        x, y = self.splits["train"]
+        if len(part) == 0:  # still through the model: every rank joins the gradient reduction
+            return 0.0 * model(x[batch[:1]]).sum(), float(len(batch))
+        mse = ((model(x[part]) - y[part]) ** 2).mean()
+        return mse * (len(part) / len(batch)), float(len(batch))
+
+    @torch.no_grad()
+    def evaluation_sums(
+        self, model: nn.Module, split: str, rank: int, world_size: int
+    ) -> dict[str, float]:
+        """Squared errors and their count over rank ``rank``'s run of ``split``."""
+        if split not in self.splits:
+            raise ValueError(f"unknown split {split!r}; expected one of {sorted(self.splits)}")
+        x, y = self.splits[split]
+        rows = torch.tensor_split(torch.arange(len(x)), world_size)[rank]
+        model.eval()
+        err = model(x[rows]) - y[rows]
+        return {"sq": float((err**2).sum()), "n": float(err.numel())}
+
+    def metrics_from_sums(self, sums: dict[str, float]) -> dict[str, float]:
+        return {"loss": sums["sq"] / sums["n"]}
 
     def log_row(self, stats: EpochStats) -> dict[str, Any]:
         row = {

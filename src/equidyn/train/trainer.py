@@ -198,7 +198,9 @@ class Trainer(Generic[TaskT]):
         from torch.nn.parallel import DistributedDataParallel
 
         device_ids = [ctx.local_rank] if ctx.backend == "nccl" else None
-        return DistributedDataParallel(model, device_ids=device_ids)
+        # models may hold parameters a loss does not reach (as in one process, they keep no
+        # gradient); DDP finds them after each forward instead of waiting for their gradient
+        return DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=True)
 
     @property
     def is_main(self) -> bool:
@@ -396,7 +398,7 @@ class Trainer(Generic[TaskT]):
             self._stop_requested = True
 
         signals = [signal.SIGINT] + ([signal.SIGTERM] if self.distributed is not None else [])
-        previous: dict[int, Any] = {}
+        previous: dict[signal.Signals, Any] = {}
         try:
             for sig in signals:
                 previous[sig] = signal.signal(sig, on_signal)
@@ -405,8 +407,8 @@ class Trainer(Generic[TaskT]):
         try:
             yield
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
     def _set_epoch_lr(self) -> None:
         if self.config.schedule == "cosine":
