@@ -195,26 +195,23 @@ def reference(cache_dir, tmp_path_factory):
     return runs
 
 
-def test_torchrun_two_processes_train_the_model_of_one_process(cache_dir, reference, tmp_path):
-    log = _torchrun(_config(cache_dir, tmp_path / "run", 3), tmp_path / "c.yaml")
-    ref_dir, ref_metrics = reference[3]
+def test_torchrun_resumes_one_process_and_trains_its_model(cache_dir, reference, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(reference[1][0], run)  # one process, stopped after epoch 1
+    (run / "test_metrics.json").unlink()
+    log = _torchrun(_config(cache_dir, run, 3), tmp_path / "c.yaml", "--resume")
     assert log.count("data parallel over 2 processes (gloo)") == 1  # rank 0 alone prints
     assert log.count("finished 3 epochs") == 1
-    _assert_same_run(ref_dir, tmp_path / "run")
-    metrics = json.loads((tmp_path / "run" / "test_metrics.json").read_text())
+    ref_dir, ref_metrics = reference[3]
+    _assert_same_run(ref_dir, run)
+    metrics = json.loads((run / "test_metrics.json").read_text())
     assert metrics.keys() == ref_metrics.keys()
     for k, v in ref_metrics.items():
         assert metrics[k] == (pytest.approx(v, rel=1e-10) if isinstance(v, float) else v), k
-    written = sorted(p.name for p in (tmp_path / "run").iterdir())
+    written = sorted(p.name for p in run.iterdir())
     assert written == ["checkpoint.pt", "config.yaml", "log.csv", "model.pt", "test_metrics.json"]
-
-
-def test_a_one_process_checkpoint_resumes_under_torchrun(cache_dir, reference, tmp_path):
-    import shutil
-
-    shutil.copytree(reference[1][0], tmp_path / "run")  # one process stopped after epoch 1
-    _torchrun(_config(cache_dir, tmp_path / "run", 3), tmp_path / "c.yaml", "--resume")
-    _assert_same_run(reference[3][0], tmp_path / "run")
 
 
 def test_sigterm_stops_every_rank_at_one_step_and_one_process_resumes(cache_dir, tmp_path):
@@ -228,6 +225,7 @@ def test_sigterm_stops_every_rank_at_one_step_and_one_process_resumes(cache_dir,
     proc.send_signal(signal.SIGTERM)  # torchrun passes it on to both workers
     out, _ = proc.communicate(timeout=60)
     assert out.count("resume with --resume") == 1, out  # rank 0 alone reports
+    assert out.count("data parallel over 2 processes (gloo)") == 1
     state = load_checkpoint(run / "checkpoint.pt")
     stopped = (state["epoch"], state["step_in_epoch"])
     assert stopped[0] < 500 and state["global_step"] == 3 * stopped[0] + stopped[1]
@@ -257,23 +255,22 @@ from equidyn.train.forecast_task import train_forecaster
 from equidyn.data import Trajectory, TrajectoryWindows
 from equidyn.models import ESTAG
 
-torch.set_default_dtype(torch.float64)
 ctx = init_distributed()
 out = sys.argv[1]
 g = torch.Generator().manual_seed(0)
-x = torch.randn(22, 3, generator=g)
+x = torch.randn(22, 3, generator=g, dtype=torch.float64)
 task = RegressionTask((x, x.flip(-1) ** 2), (x[:5], x[:5].flip(-1) ** 2), batch_size=8)
 cfg = TrainingConfig(epochs=3, lr=0.05, ema_decay=0.9, schedule="cosine", max_grad_norm=0.3,
                      output_dir=out + "/regression", progress=False, log_epochs=False)
 torch.manual_seed(ctx.rank if ctx else 0)  # rank 0's weights reach the others
-model = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+model = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).double()
 Trainer(model, task, cfg).fit()
-t = torch.linspace(0, 6, 40)[:, None, None]
+t = torch.linspace(0, 6, 40, dtype=torch.float64)[:, None, None]
 traj = Trajectory(torch.cat([t.sin(), t.cos(), 0 * t], -1).expand(40, 3, 3) * torch.tensor(
-    [[1.0], [2.0], [3.0]]), torch.eye(3))
+    [[1.0], [2.0], [3.0]], dtype=torch.float64), torch.eye(3, dtype=torch.float64))
 windows = TrajectoryWindows([traj], window=4)
 torch.manual_seed(0)
-estag = ESTAG(window=4, num_features=8, num_layers=1, node_attr_dim=3)
+estag = ESTAG(window=4, num_features=8, num_layers=1, node_attr_dim=3).double()
 result = train_forecaster(estag, windows, windows, epochs=2, out=out + "/forecast",
                           batch_size=7, progress=False)
 if ctx is None or ctx.is_main:
@@ -282,18 +279,22 @@ if ctx is None or ctx.is_main:
 """
 
 
-def test_any_sharded_task_trains_under_torchrun_like_in_one_process(tmp_path):
+def test_any_sharded_task_trains_under_torchrun_like_in_one_process(tmp_path, monkeypatch):
+    import runpy
+
     script = tmp_path / "train.py"
     script.write_text(_SCRIPT)
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     env.update(OMP_NUM_THREADS="1", PYTHONPATH=SRC + os.pathsep + env.get("PYTHONPATH", ""))
-    for n, out in ((1, tmp_path / "one"), (2, tmp_path / "two")):
-        out.mkdir()
-        cmd = [sys.executable, str(script), str(out)]
-        if n == 2:
-            cmd[1:1] = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, done.stdout + done.stderr
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+           "2", str(script), str(tmp_path / "two")]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    monkeypatch.setattr(sys, "argv", [str(script), str(tmp_path / "one")])
+    runpy.run_path(str(script), run_name="__main__")  # one process, meanwhile
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out.decode()
     one, two = (torch.load(tmp_path / d / "weights.pt") for d in ("one", "two"))
     assert two["best_valid"] == pytest.approx(one["best_valid"], rel=1e-10)
     for part in ("regression", "forecast"):
