@@ -109,8 +109,12 @@ def _run_training(
     from pathlib import Path
 
     ckpt_path = Path(t.output_dir) / "checkpoint.pt"
-    if resume and ckpt_path.is_file():
+    if ctx is not None:  # rank 0 reads the checkpoint and sends it to every rank
+        found = resume and ctx.is_main and ckpt_path.is_file()
+        checkpoint = ctx.broadcast(load_checkpoint(ckpt_path) if found else None)
+    elif resume and ckpt_path.is_file():
         checkpoint = load_checkpoint(ckpt_path)
+    if checkpoint is not None:
         potential = Potential.from_dict(checkpoint["potential"])
         epoch, step = checkpoint["epoch"], checkpoint["step_in_epoch"]
         say(f"resuming {ckpt_path} after epoch {epoch}, step {step}")

@@ -29,10 +29,11 @@ group of more than one process is initialised (or ``distributed`` is given), the
 wrapped in ``DistributedDataParallel``, every rank draws the same global batches and trains on
 its balanced part of each with the loss scaled so that the averaged gradient is the one
 process's gradient on the whole batch; validation metrics are reduced over ranks. Rank 0 alone
-writes the checkpoint (the unwrapped module's state: resumable under any number of
-processes), ``log.csv``, ``config.yaml``, progress and calls ``task.on_best``; the ranks agree
-after every step on whether to stop (Ctrl-C or SIGTERM on any rank), so all stop at the same
-step. The task must then be a :class:`~equidyn.train.distributed.ShardedTask`.
+writes the checkpoint (the unwrapped module's state, resumable under any number of processes;
+on resume rank 0 reads it and sends it to the others), ``log.csv`` and ``config.yaml``, shows
+progress and calls ``task.on_best``. The ranks agree after every step on whether to stop
+(Ctrl-C or SIGTERM on any rank), so all stop at the same step. The task must then be a
+:class:`~equidyn.train.distributed.ShardedTask`.
 
 The potentials' helpers :func:`build_potential` and :func:`model_r_max` live here too; their
 task is :class:`~equidyn.train.potential_task.PotentialTask`.
@@ -272,6 +273,15 @@ class Trainer(Generic[TaskT]):
             atomic_save(self.state_dict(), self.checkpoint_path)
         self._barrier()
 
+    def _read_checkpoint(self) -> dict[str, Any] | None:
+        """``checkpoint.pt`` if there is one (read by rank 0 and sent to every rank, so only
+        rank 0 needs to see ``output_dir``)."""
+        if self.distributed is None:
+            found = self.checkpoint_path.is_file()
+            return load_checkpoint(self.checkpoint_path) if found else None
+        found = self.is_main and self.checkpoint_path.is_file()
+        return self.distributed.broadcast(load_checkpoint(self.checkpoint_path) if found else None)
+
     def request_stop(self) -> None:
         """Stop after the current optimiser step, saving a resumable checkpoint."""
         self._stop_requested = True
@@ -356,11 +366,12 @@ class Trainer(Generic[TaskT]):
         With ``resume=True`` and an existing ``checkpoint.pt`` in ``output_dir``, continue it
         exactly. Returns a summary (epochs done, best validation metric, stop reason).
         """
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        self._barrier()
-        resumed = self._agree(resume and self.checkpoint_path.is_file())
-        if resumed:
-            self.load_state_dict(load_checkpoint(self.checkpoint_path))
+        if self.is_main:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+        state = self._read_checkpoint() if resume else None
+        resumed = state is not None
+        if state is not None:
+            self.load_state_dict(state)
         if self.run_config is not None and self.is_main:
             import yaml
 
