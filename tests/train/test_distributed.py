@@ -265,6 +265,12 @@ cfg = TrainingConfig(epochs=3, lr=0.05, ema_decay=0.9, schedule="cosine", max_gr
 torch.manual_seed(ctx.rank if ctx else 0)  # rank 0's weights reach the others
 model = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).double()
 Trainer(model, task, cfg).fit()
+# a stop requested on the last rank only: every rank stops after the same step
+cfg.output_dir = out + "/stopped"
+stop_on = 0 if ctx is None else ctx.world_size - 1
+wants = lambda trainer, step: trainer.request_stop() if step == 2 and (  # noqa: E731
+    ctx is None or ctx.rank == stop_on) else None
+stopped = Trainer(model, task, cfg, step_callback=wants).fit()
 t = torch.linspace(0, 6, 40, dtype=torch.float64)[:, None, None]
 traj = Trajectory(torch.cat([t.sin(), t.cos(), 0 * t], -1).expand(40, 3, 3) * torch.tensor(
     [[1.0], [2.0], [3.0]], dtype=torch.float64), torch.eye(3, dtype=torch.float64))
@@ -275,7 +281,9 @@ result = train_forecaster(estag, windows, windows, epochs=2, out=out + "/forecas
                           batch_size=7, progress=False)
 if ctx is None or ctx.is_main:
     torch.save({"regression": model.state_dict(), "forecast": estag.state_dict(),
-                "best_valid": result["best_valid"]}, out + "/weights.pt")
+                "best_valid": result["best_valid"], "stopped": stopped}, out + "/weights.pt")
+else:
+    assert stopped["steps"] == 2, stopped
 """
 
 
@@ -297,6 +305,8 @@ def test_any_sharded_task_trains_under_torchrun_like_in_one_process(tmp_path, mo
     assert proc.returncode == 0, out.decode()
     one, two = (torch.load(tmp_path / d / "weights.pt") for d in ("one", "two"))
     assert two["best_valid"] == pytest.approx(one["best_valid"], rel=1e-10)
+    assert one["stopped"]["steps"] == two["stopped"]["steps"] == 2
+    assert two["stopped"]["stop_reason"].startswith("interrupted in epoch 1 after step 2")
     for part in ("regression", "forecast"):
         for k, v in one[part].items():
             torch.testing.assert_close(two[part][k], v, rtol=1e-10, atol=1e-14, msg=k)
