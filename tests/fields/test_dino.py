@@ -27,7 +27,9 @@ def small(seed: int = 0, channels: int = 1) -> DINo:
     return DINo(code_dim=8, channels=channels, width=16, layers=2, hidden=32, max_frequency=2.0)
 
 
-def travelling_fields(n: int = 4, frames: int = 6, size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+def travelling_fields(
+    n: int = 4, frames: int = 6, size: int = 16
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A smooth field moving at constant speed: sin 2π(x - 0.05 t + phase)."""
     x = torch.arange(size) / size
     t = torch.arange(frames, dtype=torch.float32)

@@ -62,6 +62,8 @@ def test_bad_inputs_are_named():
     with pytest.raises(ValueError, match="mask"):
         model(torch.zeros(1, 1, 8, 8), torch.ones(4, 4, dtype=torch.bool))
     with pytest.raises(ValueError, match="NaN"):
-        grid_rollout(model, torch.full((1, 1, 8, 8), math.nan), torch.ones(8, 8, dtype=torch.bool), 2)
+        grid_rollout(
+            model, torch.full((1, 1, 8, 8), math.nan), torch.ones(8, 8, dtype=torch.bool), 2
+        )
     with pytest.raises(ValueError, match="train_frames"):
         train_grid_model(model, torch.zeros(2, 3, 1, 8, 8), torch.ones(8, 8, dtype=torch.bool), 5)

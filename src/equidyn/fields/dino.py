@@ -41,6 +41,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
 import torch
 from torch import Tensor, nn
 
@@ -118,17 +119,19 @@ class ModulatedMFN(nn.Module):
                 f"{channels}, {width}, {layers}, {coord_dim}"
             )
         self.code_dim, self.channels, self.coord_dim = code_dim, channels, coord_dim
-        self.filters = nn.ModuleList(nn.Linear(coord_dim, width) for _ in range(layers))
+        filters = [nn.Linear(coord_dim, width) for _ in range(layers)]
         per_layer = max_frequency / layers
-        for f in self.filters:  # integer frequencies: every filter (so the field) is periodic
+        for f in filters:  # integer frequencies: every filter (so the field) is periodic
             n = torch.randint(-math.ceil(per_layer), math.ceil(per_layer) + 1, f.weight.shape)
             f.weight.data.copy_(2 * math.pi * n.clamp(-per_layer, per_layer).round())
             f.weight.requires_grad_(False)
             nn.init.uniform_(f.bias, -math.pi, math.pi)
-        self.linears = nn.ModuleList(nn.Linear(width, width) for _ in range(layers - 1))
-        for lin in self.linears:  # MFN init: keeps the product's scale across layers
+        self.filters = nn.ModuleList(filters)
+        linears = [nn.Linear(width, width) for _ in range(layers - 1)]
+        for lin in linears:  # MFN init: keeps the product's scale across layers
             bound = math.sqrt(6 / width)
             nn.init.uniform_(lin.weight, -bound, bound)
+        self.linears = nn.ModuleList(linears)
         self.modulations = nn.ModuleList(
             nn.Linear(code_dim, width, bias=False) for _ in range(layers - 1)
         )
@@ -140,7 +143,9 @@ class ModulatedMFN(nn.Module):
         if coords.shape[-1] != self.coord_dim:
             raise ValueError(f"coords must end in {self.coord_dim}, got {tuple(coords.shape)}")
         if codes.shape[-1] != self.code_dim:
-            raise ValueError(f"codes must end in code_dim={self.code_dim}, got {tuple(codes.shape)}")
+            raise ValueError(
+                f"codes must end in code_dim={self.code_dim}, got {tuple(codes.shape)}"
+            )
         z = torch.sin(self.filters[0](coords))  # [..., P, width]
         for filt, lin, mod in zip(self.filters[1:], self.linears, self.modulations):
             shift = mod(codes).unsqueeze(-2)  # [..., 1, width]

@@ -38,7 +38,9 @@ class PeriodicCNN(nn.Module):
     def __init__(self, channels: int = 1, width: int = 32, depth: int = 4) -> None:
         super().__init__()
         if min(channels, width, depth) < 1:
-            raise ValueError(f"channels, width, depth must be >= 1, got {channels}, {width}, {depth}")
+            raise ValueError(
+                f"channels, width, depth must be >= 1, got {channels}, {width}, {depth}"
+            )
         self.channels = channels
         layers: list[nn.Module] = []
         c_in = channels + 1
@@ -107,7 +109,9 @@ def train_grid_model(
     from each masked frame, ``unroll`` steps of its own rollout against the next frames,
     loss on the observed points. Adam, cosine schedule. Returns ``{"seconds", "loss"}``."""
     if fields.dim() != 5 or not torch.isfinite(fields).all():
-        raise ValueError(f"fields must be a finite [N, T, C, H, W] tensor, got {tuple(fields.shape)}")
+        raise ValueError(
+            f"fields must be a finite [N, T, C, H, W] tensor, got {tuple(fields.shape)}"
+        )
     if not unroll < train_frames <= fields.shape[1]:
         raise ValueError(f"train_frames must be in {unroll + 1}..{fields.shape[1]}, "
                          f"got {train_frames}")  # fmt: skip

@@ -39,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,7 +65,9 @@ __all__ = [
 
 def _check_grid(field: Tensor, name: str) -> tuple[int, int]:
     if field.dim() < 2:
-        raise ValueError(f"{name} must end in (H, W) grid dimensions, got shape {tuple(field.shape)}")
+        raise ValueError(
+            f"{name} must end in (H, W) grid dimensions, got shape {tuple(field.shape)}"
+        )
     h, w = field.shape[-2:]
     if h != w or h < 4 or h % 2:
         raise ValueError(f"{name} must be on a square grid of even size >= 4, got {h}x{w}")
@@ -82,7 +85,9 @@ def _wavenumbers(n: int, like: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def dino_forcing(size: int, dtype: torch.dtype = torch.float64) -> Tensor:
-    """The forcing ``0.1 (sin 2π(x + y) + cos 2π(x + y))`` on a ``size x size`` grid ``[size, size]``.
+    """DINo's forcing ``0.1 (sin 2π(x + y) + cos 2π(x + y))`` on a ``size x size`` grid.
+
+    Returns ``[size, size]``.
 
     >>> float(dino_forcing(8)[0, 0])
     0.1
@@ -100,7 +105,9 @@ def gaussian_random_field(
     generator: torch.Generator | None = None,
     dtype: torch.dtype = torch.float64,
 ) -> Tensor:
-    r"""``n`` zero-mean periodic Gaussian random fields on a ``size x size`` grid ``[n, size, size]``.
+    r"""``n`` zero-mean periodic Gaussian random fields on a ``size x size`` grid.
+
+    Returns ``[n, size, size]``.
 
     Fourier coefficient :math:`n` has standard deviation
     :math:`\propto \tau^{\alpha - 1} (4\pi^2 |n|^2 + \tau^2)^{-\alpha/2}` (the covariance
@@ -217,7 +224,9 @@ def solve_navier_stokes(
 
 
 def navier_stokes_energy(w: Tensor) -> Tensor:
-    r"""Kinetic energy :math:`\tfrac12 \int_{[0,1]^2} |u|^2` of vorticity ``w [..., n, n]`` ``[...]``.
+    r"""Kinetic energy :math:`\tfrac12 \int_{[0,1]^2} |u|^2` of vorticity ``w [..., n, n]``.
+
+    Returns ``[...]``.
 
     >>> x = torch.arange(16, dtype=torch.float64) / 16
     >>> w = torch.sin(2 * torch.pi * x)[:, None].expand(16, 16)   # u = (0, -cos 2πx / 2π)
@@ -272,7 +281,9 @@ def solve_wave(u0: Tensor, v0: Tensor, times: Tensor, speed: float = 1.0) -> Ten
 
 
 def wave_energy(state: Tensor, speed: float = 1.0) -> Tensor:
-    r""":math:`\tfrac12 \int u_t^2 + c^2 |\nabla u|^2` of ``state [..., 2, n, n]`` ``[...]`` (spectral).
+    r"""Energy :math:`\tfrac12 \int u_t^2 + c^2 |\nabla u|^2` of ``state [..., 2, n, n]``.
+
+    Spectral derivatives; returns ``[...]``.
 
     >>> x = torch.arange(8, dtype=torch.float64) / 8
     >>> u = torch.cos(2 * torch.pi * x)[:, None].expand(8, 8)
@@ -315,7 +326,13 @@ class FieldTrajectories:
         return spectral_resample(self.fields, size)
 
 
-def _cached(name: str, params: dict, make, cache: bool, cache_dir: str | Path | None):  # type: ignore[no-untyped-def]
+def _cached(
+    name: str,
+    params: dict,
+    make: Callable[[], tuple[Tensor, Tensor]],
+    cache: bool,
+    cache_dir: str | Path | None,
+) -> tuple[Tensor, Tensor]:
     key = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
     path = Path(cache_dir or default_cache_dir()) / "fields" / f"{name}-{key}.pt"
     if cache and path.is_file():
@@ -378,7 +395,7 @@ def wave_dataset(
     """``n`` wave trajectories ``(u, u_t)`` from ``bumps`` random periodic Gaussian bumps at rest.
 
     Each bump has centre uniform in the square, amplitude uniform in [0.5, 1] with a random
-    sign and width uniform in [0.05, 0.1]. Fields ``[n, frames, 2, size, size]`` (float32).
+    sign and width uniform in [0.08, 0.15]. Fields ``[n, frames, 2, size, size]`` (float32).
     """
     if n < 1 or frames < 1 or bumps < 1:
         raise ValueError(f"need n, frames, bumps >= 1, got {n}, {frames}, {bumps}")
@@ -391,7 +408,7 @@ def wave_dataset(
         centre = torch.rand(n, bumps, 2, generator=g, dtype=torch.float64)
         amp = 0.5 + 0.5 * torch.rand(n, bumps, generator=g, dtype=torch.float64)
         amp = amp * torch.where(torch.rand(n, bumps, generator=g) < 0.5, -1.0, 1.0)
-        width = 0.05 + 0.05 * torch.rand(n, bumps, generator=g, dtype=torch.float64)
+        width = 0.08 + 0.07 * torch.rand(n, bumps, generator=g, dtype=torch.float64)
         dx = (t - centre[..., 0, None] + 0.5) % 1.0 - 0.5  # periodic distance [n, b, s]
         dy = (t - centre[..., 1, None] + 0.5) % 1.0 - 0.5
         r2 = dx[..., :, None] ** 2 + dy[..., None, :] ** 2  # [n, b, s, s]
