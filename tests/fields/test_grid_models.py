@@ -15,13 +15,26 @@ from equidyn.fields.grid_models import (
 )
 
 
-def test_step_is_translation_equivariant_on_the_torus():
+def test_step_is_periodic_and_sees_position():
     torch.manual_seed(0)
-    model = PeriodicCNN(channels=2, width=8, depth=2)
-    x = torch.randn(1, 2, 12, 12)
+    model = PeriodicCNN(channels=1, width=8, depth=1)
+    torch.nn.init.normal_(model.net[-1].weight)  # leave the identity start
     mask = torch.ones(12, 12, dtype=torch.bool)
-    shifted = model(torch.roll(x, (3, 5), dims=(-2, -1)), mask)
-    assert torch.allclose(shifted, torch.roll(model(x, mask), (3, 5), dims=(-2, -1)), atol=1e-5)
+    x = torch.zeros(1, 1, 12, 12)
+    y = x.clone()
+    y[..., 0, 5] = 1.0  # a change on the first row reaches the last row through the wrap
+    d = (model(y, mask) - model(x, mask))[0, 0]
+    assert d[-1, 5].abs() > 0 and d[6, 5].abs() == 0
+    # coordinate channels: a constant field is updated differently at different places
+    u = model(torch.ones(1, 1, 12, 12), mask)[0, 0]
+    assert (u - u[0, 0]).abs().max() > 1e-3
+
+
+def test_untrained_model_is_the_identity_on_observed_points():
+    model = PeriodicCNN(channels=2, width=8, depth=2)
+    x = torch.randn(3, 2, 8, 8)
+    mask = torch.rand(8, 8, generator=torch.Generator().manual_seed(0)) < 0.5
+    assert torch.equal(model(x, mask), x * mask)
 
 
 def test_unobserved_points_do_not_reach_the_model():

@@ -15,8 +15,9 @@ Protocol (full settings; ``--quick`` shrinks every size):
   evaluated there; 3/4 of its points are new).
 - DINo: code 32, MFN width 64, 3 layers, max frequency 16, dynamics MLP 128; 150 epochs of
   batch 4 trajectories × 10 frames × 512 observed points; test codes by 200 Adam steps.
-- CNN: 4 circular 3×3 layers of 24 channels, 2-step unrolled training on the observed points
-  of frames 0..9, 20 epochs of batch 16; forecasts by rollout from the masked first frame,
+- CNN: 4 circular 3×3 layers of 24 channels (input: the masked field, the mask and sin/cos
+  coordinate channels), 2-step unrolled training on the observed points of frames 0..9, 20
+  epochs of batch 16, lr 3e-3; forecasts by rollout from the masked first frame,
   bilinearly interpolated to the finer grid.
 
 >>> from equidyn.fields.dino_cli import settings
@@ -117,7 +118,7 @@ def run_case(name: str, rate: float, s: dict[str, Any], seed: int = 0) -> dict[s
 
     torch.manual_seed(seed)
     cnn = PeriodicCNN(channels, s["cnn_width"], s["cnn_depth"])
-    r = train_grid_model(cnn, train, mask, tf, epochs=s["cnn_epochs"], seed=seed)
+    r = train_grid_model(cnn, train, mask, tf, epochs=s["cnn_epochs"], lr=3e-3, seed=seed)
     cnn_pred = grid_rollout(cnn, test[:, 0], mask, test.shape[1])
     cnn_fine = upsample_bilinear(cnn_pred, s["fine"])
     out["cnn"] = {**split_mse(cnn_pred[:, 1:], test[:, 1:], mask, tf - 1),

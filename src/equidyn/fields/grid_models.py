@@ -1,10 +1,13 @@
 r"""The grid-bound baseline DINo is compared to: a periodic CNN stepping the field forward.
 
-:math:`\hat v_{t+\Delta} = \hat v_t + F_\theta(m \odot \hat v_t, m)`, with :math:`F_\theta` a
-stack of circularly padded 3×3 convolutions (GELU) and :math:`m` the observation mask. The
-model only ever *sees* the observed points: its input is the field zero-filled outside the
-mask plus the mask itself as a channel, at every step of a rollout too (its own forecast is
-re-masked before the next step), and its training loss counts observed points only. So on
+:math:`\hat v_{t+\Delta} = m \odot \hat v_t + F_\theta(m \odot \hat v_t, m, e(x))`, with
+:math:`F_\theta` a stack of circularly padded 3×3 convolutions (GELU), :math:`m` the
+observation mask and :math:`e(x) = (\sin 2\pi x, \cos 2\pi x, \sin 2\pi y, \cos 2\pi y)`
+coordinate channels (the Navier–Stokes forcing depends on position, which a convolution
+alone cannot see; FNO adds its grid to the input for the same reason). The model only ever
+*sees* the observed points: its input is the field zero-filled outside the mask plus the mask
+itself as a channel, at every step of a rollout too (its own forecast is re-masked before the
+next step), and its training loss counts observed points only. So on
 subsampled data it must in-paint the unseen points from the zero-filled grid; it cannot be
 queried off its grid (for a finer grid its forecast is interpolated, see
 :func:`upsample_bilinear`).
@@ -33,7 +36,9 @@ __all__ = ["PeriodicCNN", "grid_rollout", "train_grid_model", "upsample_bilinear
 
 class PeriodicCNN(nn.Module):
     """:math:`F_\\theta`: ``depth`` circular 3×3 convolutions of ``width`` channels (GELU),
-    input the masked field and the mask (``channels + 1``), output an update ``channels``."""
+    input the masked field, the mask and 4 coordinate channels (``channels + 5``), output
+    an update (``channels``; the last layer starts at zero, so the first model is the
+    identity on the observed points)."""
 
     def __init__(self, channels: int = 1, width: int = 32, depth: int = 4) -> None:
         super().__init__()
@@ -43,12 +48,14 @@ class PeriodicCNN(nn.Module):
             )
         self.channels = channels
         layers: list[nn.Module] = []
-        c_in = channels + 1
+        c_in = channels + 5
         for _ in range(depth):
             layers += [nn.Conv2d(c_in, width, 3, padding=1, padding_mode="circular"), nn.GELU()]
             c_in = width
-        layers.append(nn.Conv2d(width, channels, 3, padding=1, padding_mode="circular"))
-        self.net = nn.Sequential(*layers)
+        last = nn.Conv2d(width, channels, 3, padding=1, padding_mode="circular")
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+        self.net = nn.Sequential(*layers, last)
 
     def forward(self, field: Tensor, mask: Tensor) -> Tensor:
         """One step: ``field [B, C, H, W]`` (only its ``mask [H, W]`` points are used)
@@ -58,9 +65,14 @@ class PeriodicCNN(nn.Module):
         if mask.shape != field.shape[-2:]:
             raise ValueError(f"mask must be {tuple(field.shape[-2:])} like the field's grid, "
                              f"got {tuple(mask.shape)}")  # fmt: skip
-        m = mask.to(field.dtype).expand(field.shape[0], 1, *mask.shape)
+        b, (h, w) = field.shape[0], mask.shape
+        m = mask.to(field.dtype).expand(b, 1, h, w)
+        x = 2 * math.pi * torch.arange(h, dtype=field.dtype, device=field.device) / h
+        y = 2 * math.pi * torch.arange(w, dtype=field.dtype, device=field.device) / w
+        xx, yy = x[:, None].expand(h, w), y[None, :].expand(h, w)
+        coords = torch.stack([xx.sin(), xx.cos(), yy.sin(), yy.cos()]).expand(b, 4, h, w)
         seen = field * m
-        return seen + self.net(torch.cat([seen, m], dim=1))
+        return seen + self.net(torch.cat([seen, m, coords], dim=1))
 
 
 @torch.no_grad()
