@@ -54,7 +54,8 @@ class PeriodicCNN(nn.Module):
             c_in = width
         last = nn.Conv2d(width, channels, 3, padding=1, padding_mode="circular")
         nn.init.zeros_(last.weight)
-        nn.init.zeros_(last.bias)
+        with torch.no_grad():
+            last.bias.zero_()  # type: ignore[union-attr]
         self.net = nn.Sequential(*layers, last)
 
     def forward(self, field: Tensor, mask: Tensor) -> Tensor:
