@@ -5,7 +5,7 @@ The protocol and sizes are those of ``equidyn dino`` (src/equidyn/fields/dino_cl
 docs/dino.md): 16 train / 8 test trajectories of 20 frames, training horizon 10 frames.
 
     python benchmarks/dino.py --quick   # a smoke test (< 60 s)
-    python benchmarks/dino.py           # the table (about 15 min on 1 thread, data included)
+    python benchmarks/dino.py           # the table (about 4 min on 1 thread + ~7 min of data once)
 
 Writes results.json, table.md and the plots forecast_maps.png (truth, DINo and the CNN on the
 test set's first trajectory) and error_vs_rate.png to --out; each finished case goes to
