@@ -12,4 +12,46 @@ The package sits above :mod:`equidyn.train` (its tasks run on the one trainer).
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from equidyn.fields.dino import (
+    DINo,
+    LatentDynamics,
+    ModulatedMFN,
+    evaluate_dino,
+    fit_codes,
+    forecast_dino,
+    grid_coords,
+    split_mse,
+    subsampling_mask,
+    train_dino,
+)
+from equidyn.fields.grid_models import PeriodicCNN, grid_rollout, train_grid_model
+from equidyn.fields.pde import (
+    FieldTrajectories,
+    navier_stokes_dataset,
+    solve_navier_stokes,
+    solve_wave,
+    spectral_resample,
+    wave_dataset,
+)
+
+__all__: list[str] = [
+    "DINo",
+    "FieldTrajectories",
+    "LatentDynamics",
+    "ModulatedMFN",
+    "PeriodicCNN",
+    "evaluate_dino",
+    "fit_codes",
+    "forecast_dino",
+    "grid_coords",
+    "grid_rollout",
+    "navier_stokes_dataset",
+    "solve_navier_stokes",
+    "solve_wave",
+    "spectral_resample",
+    "split_mse",
+    "subsampling_mask",
+    "train_dino",
+    "train_grid_model",
+    "wave_dataset",
+]
