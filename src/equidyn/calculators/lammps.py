@@ -327,13 +327,13 @@ class EquidynMLIAP:
 
     def compute_forces(self, data: Any) -> None:
         """Energies and pair forces of one LAMMPS force call (see the class docstring)."""
-        nlocal = int(data.nlistatoms)
         if self.lmp is None:
             raise RuntimeError(
                 "EquidynMLIAP needs the LAMMPS instance for the atom tags: call "
                 "model.attach(lmp) before 'pair_style mliap unified EXISTS 0'"
             )
-        tags = np.asarray(self.lmp.numpy.extract_atom("tag"))[: int(data.ntotal)]
+        nlocal = int(data.nlistatoms)
+        tags = np.asarray(self.lmp.numpy.extract_atom("id"))[: int(data.ntotal)]
         e, fij = self.pair_terms(
             nlocal, np.asarray(data.elems), tags, np.asarray(data.pair_i), np.asarray(data.pair_j),
             np.asarray(data.rij),

@@ -361,8 +361,9 @@ def _parse_ls(ls: int | list[int] | tuple[int, ...] | str | Irreps) -> list[int]
 
 
 def _check_finite(x: Tensor) -> None:
-    """``ValueError`` naming the first non-finite vector of ``x`` (skipped under compile)."""
-    if _compiling() or x.numel() == 0:
+    """``ValueError`` naming the first non-finite vector of ``x`` (skipped under compile and
+    for data-less ``meta`` tensors)."""
+    if _compiling() or x.numel() == 0 or x.is_meta:
         return
     bad = ~torch.isfinite(x).all(dim=-1)  # [...]
     if bool(bad.any()):
