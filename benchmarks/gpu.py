@@ -230,8 +230,8 @@ def equidyn_step(
     def call(p: torch.nn.Module) -> Callable[[], torch.Tensor]:
         return lambda: p(graph, compute_forces=True)["forces"]
 
-    if compiled:
-        pot = torch.compile(pot, fullgraph=False)  # the graph's checks run eagerly
+    if compiled:  # the energy model is one graph; forces by autograd through it, outside
+        pot.model = torch.compile(model, fullgraph=True)
     params = sum(p.numel() for p in model.parameters())
     return call(pot), {"params": params, "edges": graph.num_edges}
 
