@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("equidyn.train.cli:train_main", "train an interatomic potential from a YAML config"),
     "evaluate": ("equidyn.train.cli:evaluate_main", "evaluate a saved model on a data file"),
     "md": ("equidyn.calculators.md:main", "run NVE or Langevin MD with a saved model"),
+    "export-lammps": ("equidyn.calculators.lammps:main", "export a saved model for LAMMPS"),
     "nbody": ("equidyn.experiments.nbody:main", "train a model on the charged N-body task"),
     "dino": (
         "equidyn.fields.dino_cli:main",

@@ -208,3 +208,21 @@ def test_custom_operators_pass_opcheck(need):
     key = tp._native.key
     torch.library.opcheck(ops.conv_tp_backward.default, (g, x1, x2, w, key, need))
     torch.library.opcheck(ops.conv_tp.default, (x1.requires_grad_(True), x2, w, key))
+
+
+def test_fake_backward_promises_the_strides_the_kernel_returns():
+    """The spherical harmonics reach the kernel component-major (x2 of strides (1, Z)); the
+    kernel's gradients are contiguous, so its fake kernel must say so (inductor asserts the
+    strides: a compiled NequIP's backward failed on ``stride 9 == 1``)."""
+    _need_native(torch.float64)
+    tp = _conv(1, 3, torch.float64)
+    x1, x2, w = (t.detach() for t in _inputs(tp, 5, torch.float64, seed=10))
+    x2 = x2.t().contiguous().t()  # same values, component-major storage
+    assert x2.stride() == (1, 5)
+    g = torch.randn(5, tp.irreps_out.dim, dtype=torch.float64)
+    op = torch.ops.equidyn.conv_tp_backward.default
+    real = op(g, x1, x2, w, tp._native.key, 7)
+    with torch._subclasses.FakeTensorMode() as mode:
+        fake = op(*(mode.from_tensor(t) for t in (g, x1, x2, w)), tp._native.key, 7)
+    assert [t.stride() for t in fake] == [t.stride() for t in real]
+    torch.library.opcheck(op, (g, x1, x2, w, tp._native.key, 7))

@@ -1,3 +1,4 @@
+import importlib
 import math
 
 import numpy as np
@@ -279,6 +280,29 @@ def test_compile_matches_eager():
     (g_eager,) = torch.autograd.grad((y_eager * w).sum(), x)
     (g_compiled,) = torch.autograd.grad((y_compiled * w).sum(), x)
     torch.testing.assert_close(g_compiled, g_eager, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_compile_before_any_eager_call(monkeypatch, dtype):
+    """The constants are built, and moved to the input's dtype, for the first time while
+    torch.compile traces forward and backward (a model compiled before its first eager call):
+    nothing made inside the traced autograd.Function may escape into the caches."""
+    sh_module = importlib.import_module("equidyn.o3.spherical_harmonics")
+    monkeypatch.setattr(sh_module, "_COEFFICIENTS", {})  # as in a fresh process
+    torch._dynamo.reset()
+
+    def energy(v: torch.Tensor) -> torch.Tensor:
+        y = spherical_harmonics(3, v, normalize=True, normalization="component")
+        return (y * y.detach().roll(1, 0)).sum()
+
+    x = _vectors(16, dtype).requires_grad_(True)
+    e_c = torch.compile(energy, fullgraph=True, backend="aot_eager")(x)
+    (g_c,) = torch.autograd.grad(e_c, x)
+    assert sh_module._COEFFICIENTS  # built during the trace, then cached
+    e = energy(x)
+    (g,) = torch.autograd.grad(e, x)
+    torch.testing.assert_close(e_c, e.detach())
+    torch.testing.assert_close(g_c, g, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.slow

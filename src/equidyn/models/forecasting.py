@@ -68,7 +68,7 @@ def check_forecast_inputs(
             f"pos_window must have shape (batch, window={window}, n, 3), "
             f"got {tuple(pos_window.shape)}"
         )
-    if not bool(torch.isfinite(pos_window).all()):
+    if not pos_window.is_meta and not bool(torch.isfinite(pos_window).all()):  # meta: no data
         where = tuple(int(k) for k in (~torch.isfinite(pos_window.detach())).nonzero()[0])
         raise ValueError(f"pos_window contains NaN or infinite values at {where}")
     last, prev = pos_window[:, -1], pos_window[:, -2]

@@ -188,7 +188,7 @@ class Potential(nn.Module):
         table = self.species_table
         idx = table[numbers.clamp(0, table.shape[0] - 1)]
         bad = (numbers < 0) | (numbers >= table.shape[0]) | (idx < 0)
-        if not torch.compiler.is_compiling() and bool(bad.any()):
+        if not torch.compiler.is_compiling() and not numbers.is_meta and bool(bad.any()):
             a = int(bad.nonzero()[0, 0])
             z = int(numbers[a])
             known = ", ".join(symbol(k) for k in self.atomic_numbers)
@@ -275,7 +275,8 @@ class Potential(nn.Module):
                 f"convert the positions (pos.to({self.scale.dtype})) or the potential "
                 f"(potential.to({graph.pos.dtype})); inputs are never cast silently"
             )
-        if not torch.compiler.is_compiling():
+        checks = not torch.compiler.is_compiling() and not graph.pos.is_meta  # meta: no data
+        if checks:
             self.check_positions(graph)
             self.check_edge_count(graph)
         species = self.species_index(graph)  # [n_atoms]
@@ -293,7 +294,7 @@ class Potential(nn.Module):
             pos_in, cell_in = pos, cell
         edge_vec = edge_vectors(pos_in, graph.edge_index, graph.edge_shift, cell_in, graph.batch)
         # [n_edges, 3]
-        if not torch.compiler.is_compiling():
+        if checks:
             self.check_distances(graph, edge_vec)
         eps = self.model(species, graph.edge_index, edge_vec)  # [n_atoms]
         atom_energy = self.scale * eps + self.shift + self.reference_energies[species]

@@ -346,8 +346,10 @@ def conv_tp_backward(
 def _(
     g: Tensor, x1: Tensor, x2: Tensor, w: Tensor, plan: int, need: int = 7
 ) -> tuple[Tensor, Tensor, Tensor]:
+    # the kernel returns contiguous gradients whatever the inputs' strides (the spherical
+    # harmonics are stored component-major): empty_like would promise the inputs' strides
     return tuple(
-        torch.empty_like(t) if b else t.new_empty(0) for t, b in zip((x1, x2, w), _bits(need))
+        t.new_empty(t.shape) if b else t.new_empty(0) for t, b in zip((x1, x2, w), _bits(need))
     )  # type: ignore[return-value]
 
 

@@ -134,11 +134,16 @@ class _Coefficients:
         self.cache: dict[tuple[torch.dtype, torch.device], tuple] = {}
 
     def on(self, like: Tensor) -> tuple[Tensor, Tensor, list[tuple[Tensor, Tensor]], Tensor]:
-        """(gamma, b, window coefficients, reverse index) on the dtype/device of ``like``."""
+        """(gamma, b, window coefficients, reverse index) on the dtype/device of ``like``.
+
+        Cached per (dtype, device), except while ``torch.compile`` traces: a tensor made
+        inside a traced autograd.Function and stored outside it would escape the trace (a
+        model compiled before its first eager call failed so), and the traced graph folds
+        the conversions into constants anyway."""
         key = (like.dtype, like.device)
         if key not in self.cache:
             dtype, device = like.dtype, like.device
-            self.cache[key] = (
+            converted = (
                 self.gamma.to(dtype=dtype, device=device),
                 self.b_values.to(dtype=dtype, device=device),
                 [
@@ -147,6 +152,9 @@ class _Coefficients:
                 ],
                 self.reverse.to(device=device),
             )
+            if _compiling():
+                return converted
+            self.cache[key] = converted
         return self.cache[key]
 
 
@@ -361,8 +369,9 @@ def _parse_ls(ls: int | list[int] | tuple[int, ...] | str | Irreps) -> list[int]
 
 
 def _check_finite(x: Tensor) -> None:
-    """``ValueError`` naming the first non-finite vector of ``x`` (skipped under compile)."""
-    if _compiling() or x.numel() == 0:
+    """``ValueError`` naming the first non-finite vector of ``x`` (skipped under compile and
+    for data-less ``meta`` tensors)."""
+    if _compiling() or x.numel() == 0 or x.is_meta:
         return
     bad = ~torch.isfinite(x).all(dim=-1)  # [...]
     if bool(bad.any()):
@@ -429,6 +438,9 @@ def spherical_harmonics(
     if len(ls_list) == 0:
         return x.new_zeros(*batch, 0)
     lmax = max(ls_list)
+    # the constants are built (once) here, outside the autograd.Function: built inside it
+    # while torch.compile traces, they would escape the Function's subgraph into the cache
+    _coefficients(lmax, normalization)
     y = _SphericalHarmonicsFunction.apply(x.reshape(-1, 3), lmax, normalize, normalization)
     # y: [n, (lmax+1)^2]
     if ls_list != list(range(lmax + 1)):
