@@ -12,4 +12,34 @@ The package sits above :mod:`equidyn.train` (its tasks run on the one trainer).
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from equidyn.fields.climode import ClimODE, FlowNetwork, SphereConv2d, fit_velocity
+from equidyn.fields.metrics import acc, gaussian_crps, gaussian_nll, lat_rmse, mass
+from equidyn.fields.sphere import LatLonGrid, diffusion, flux_divergence, flux_divergence_faces
+from equidyn.fields.tracers import TracerConfig, TracerData, climatology, tracer_dataset
+from equidyn.fields.weather_baselines import ARResNet, Climatology, Persistence
+from equidyn.fields.weather_task import WeatherForecastTask
+
+__all__: list[str] = [
+    # ClimODE and its tracers on the sphere
+    "ARResNet",
+    "ClimODE",
+    "Climatology",
+    "FlowNetwork",
+    "LatLonGrid",
+    "Persistence",
+    "SphereConv2d",
+    "TracerConfig",
+    "TracerData",
+    "WeatherForecastTask",
+    "acc",
+    "climatology",
+    "diffusion",
+    "fit_velocity",
+    "flux_divergence",
+    "flux_divergence_faces",
+    "gaussian_crps",
+    "gaussian_nll",
+    "lat_rmse",
+    "mass",
+    "tracer_dataset",
+]
