@@ -25,6 +25,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("equidyn.train.cli:evaluate_main", "evaluate a saved model on a data file"),
     "md": ("equidyn.calculators.md:main", "run NVE or Langevin MD with a saved model"),
     "nbody": ("equidyn.experiments.nbody:main", "train a model on the charged N-body task"),
+    "climode": (
+        "equidyn.fields.climode_cli:main",
+        "train ClimODE and an autoregressive ResNet on generated tracers; RMSE/ACC by lead",
+    ),
 }
 
 

@@ -36,7 +36,7 @@ as :math:`\cos^2\varphi` (an explicit step stays stable next to the poles), and
 :func:`gradient` the centred gradient :math:`(\partial_x q, \partial_y q)` in physical units.
 
 >>> grid = LatLonGrid()
->>> grid.shape, round(float(grid.area.sum()), 6)
+>>> grid.shape, round(float(grid.total(torch.ones(grid.shape, dtype=torch.float64))), 6)
 ((32, 64), 12.566371)
 >>> q = torch.rand(2, 32, 64, dtype=torch.float64)
 >>> u, v = torch.randn(2, 32, 64, dtype=torch.float64), torch.randn(2, 32, 64, dtype=torch.float64)
@@ -250,11 +250,11 @@ def pad_sphere(x: Tensor, width: int = 1) -> Tensor:
     n_lon = x.shape[-1]
     if n_lon % 2:
         raise ValueError(f"pad_sphere needs an even number of longitudes, got {n_lon}")
-    x = torch.cat([x[..., -width:], x, x[..., :width]], -1)
     over = torch.roll(x, n_lon // 2, -1)
     south = over[..., :width, :].flip(-2)
     north = over[..., -width:, :].flip(-2)
-    return torch.cat([south, x, north], -2)
+    x = torch.cat([south, x, north], -2)
+    return torch.cat([x[..., -width:], x, x[..., :width]], -1)
 
 
 def gradient(q: Tensor, grid: LatLonGrid) -> tuple[Tensor, Tensor]:
