@@ -36,8 +36,8 @@ import torch
 from equidyn._io import atomic_save, atomic_write_text, load_checkpoint
 from equidyn.fields import (
     ARResNet,
-    ClimODE,
     Climatology,
+    ClimODE,
     Persistence,
     WeatherForecastTask,
     tracer_dataset,
@@ -90,7 +90,8 @@ def run_one(name: str, seed: int, task: WeatherForecastTask, s: dict[str, Any],
     sc = task.scores(model, "test")
     if seed == 0:  # one test sample's forecast, for the maps
         f = task.forecasts(model, "test")
-        atomic_save({"mean": f["mean"][len(f["mean"]) // 2], "truth": f["truth"][len(f["mean"]) // 2]},
+        mid = len(f["mean"]) // 2
+        atomic_save({"mean": f["mean"][mid], "truth": f["truth"][mid]},
                     out / "runs" / f"maps-{name}.pt")  # fmt: skip
     return {"model": name, "seed": seed, "params": params, "train_seconds": train_s,
             "best_epoch": summary.get("best_epoch"),
@@ -103,8 +104,10 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         rs = [r for r in runs if r["model"] == name]
         if not rs:
             continue
-        row: dict[str, Any] = {"model": name, "seeds": len(rs), "params": rs[0]["params"],
-                               "train_seconds": statistics.fmean(r["train_seconds"] for r in rs)}  # fmt: skip
+        row: dict[str, Any] = {
+            "model": name, "seeds": len(rs), "params": rs[0]["params"],
+            "train_seconds": statistics.fmean(r["train_seconds"] for r in rs),
+        }  # fmt: skip
         for key in ("rmse", "acc", "crps", "mass_drift", "ode_mass_drift"):
             if key not in rs[0]:
                 continue
@@ -141,7 +144,8 @@ def table(rows: list[dict[str, Any]], meta: dict[str, Any], variables: list[str]
         lines.append(f"| {r['model']} | {crps} | {drift:.1e} | {ode} | {r['params']:,} | "
                      f"{r['train_seconds']:.0f} |")  # fmt: skip
     lines += ["", f"Threads: {meta['threads']}; {meta['seconds']:.0f} s in all; true mass "
-              f"drift of the data at the last lead (sources on): {meta['true_mass_drift']:.1e}."]  # fmt: skip
+              "drift of the data at the last lead (sources on): "
+              f"{meta['true_mass_drift']:.1e}."]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

@@ -17,7 +17,9 @@ def test_rmse_weights_latitudes_by_cos():
     err = torch.zeros(8, 16)
     err[0] = 1.0  # only the southernmost row is wrong
     w0 = float(GRID.lat_weights[0])
-    assert math.isclose(float(lat_rmse(err, torch.zeros(8, 16), GRID)), math.sqrt(w0 / 8), rel_tol=1e-6)
+    assert math.isclose(
+        float(lat_rmse(err, torch.zeros(8, 16), GRID)), math.sqrt(w0 / 8), rel_tol=1e-6
+    )
     assert w0 < 0.35  # a polar row counts little
 
 
@@ -30,7 +32,11 @@ def test_acc_is_one_for_scaled_anomalies_and_minus_one_for_flipped():
 
 def test_crps_matches_a_monte_carlo_estimate():
     g = torch.Generator().manual_seed(0)
-    mu, sd, o = torch.randn(8, 16, generator=g), torch.rand(8, 16, generator=g) + 0.5, torch.randn(8, 16, generator=g)
+    mu, sd, o = (
+        torch.randn(8, 16, generator=g),
+        torch.rand(8, 16, generator=g) + 0.5,
+        torch.randn(8, 16, generator=g),
+    )
     x = mu + sd * torch.randn(4000, 8, 16, generator=g)
     x2 = mu + sd * torch.randn(4000, 8, 16, generator=g)
     mc = (x - o).abs().mean(0) - 0.5 * (x - x2).abs().mean(0)  # E|X - o| - E|X - X'| / 2

@@ -24,7 +24,9 @@ def test_grid_is_era5_5625():
     assert math.isclose(math.degrees(float(grid.lat[0])), -87.1875)
     assert math.isclose(math.degrees(float(grid.lat[-1])), 87.1875)
     assert math.isclose(math.degrees(float(grid.lon[1])), 5.625)
-    assert math.isclose(float(grid.total(torch.ones(grid.shape, dtype=torch.float64))), 4 * math.pi, rel_tol=1e-12)
+    assert math.isclose(
+        float(grid.total(torch.ones(grid.shape, dtype=torch.float64))), 4 * math.pi, rel_tol=1e-12
+    )
     assert math.isclose(float(grid.lat_weights.mean()), 1.0, rel_tol=1e-12)
 
 
@@ -105,7 +107,9 @@ def test_solid_body_rotation_returns_after_one_revolution(alpha):
         q = _revolve(q0.clone(), grid, alpha, scheme)
         assert abs(float(grid.total(q) - grid.total(q0))) < 1e-11
         a = q0 - 1
-        err[scheme] = float(((q - q0) ** 2 * grid.area).sum().sqrt() / (a**2 * grid.area).sum().sqrt())
+        err[scheme] = float(
+            ((q - q0) ** 2 * grid.area).sum().sqrt() / (a**2 * grid.area).sum().sqrt()
+        )
         assert float(q.min()) > 1 - 1e-9  # monotone: no undershoot below the background
     assert err["vanleer"] < 0.3 and err["vanleer"] < 0.6 * err["upwind"], err
     q = _revolve(q0.clone(), grid, alpha, "vanleer")  # the peak comes back to its cell

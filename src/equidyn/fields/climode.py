@@ -118,7 +118,7 @@ class FlowNetwork(nn.Module):
         self.gamma = nn.Parameter(torch.tensor(0.1))
         for out in (self.local_out.conv, self.global_out):  # start near a constant flow
             nn.init.normal_(out.weight, std=1e-3)
-            nn.init.zeros_(out.bias)
+            nn.init.zeros_(out.bias)  # type: ignore[arg-type]
 
     def forward(self, x: Tensor) -> Tensor:
         """``x`` = [u, ∇u, v, ψ] ``[B, 5K + 8, n_lat, n_lon]`` -> v̇ ``[B, 2K, n_lat, n_lon]``"""
@@ -162,6 +162,9 @@ class ClimODE(nn.Module):
         offset, scale: per-variable normalisation ``[K]`` (default 0 and 1); set them from
             the training data with :meth:`set_normalisation`.
     """
+
+    offset: Tensor
+    scale: Tensor
 
     def __init__(self, n_vars: int, grid: LatLonGrid, steps_per_year: int = 240, width: int = 24,
                  method: str = "euler", step_size: float = 0.5,
@@ -259,7 +262,9 @@ class ClimODE(nn.Module):
         mean, std, _ = self.forecast(history[:, -1], v0, t0, steps)
         return mean, std
 
-    def forecast(self, u0: Tensor, v0: Tensor, t0: Tensor, steps: int) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    def forecast(
+        self, u0: Tensor, v0: Tensor, t0: Tensor, steps: int
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """``(mean, std, u)``: :meth:`forward` and the ODE's own (conserving) states ``u``
         in physical units. ``[B, steps, K, H, W]`` each"""
         self.check_inputs(u0, v0, t0, steps)

@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     data = tracer_dataset(steps_per_year=year, years=3 if args.quick else 5,
                           spinup=4 if args.quick else 40)  # fmt: skip
     task = WeatherForecastTask(data, train_steps=2 if args.quick else 4, eval_steps=leads,
-                               eval_stride=4, batch_size=8, batches_per_epoch=2 if args.quick else 10,
+                               eval_stride=4, batch_size=8,
+                               batches_per_epoch=2 if args.quick else 10,
                                fit_iterations=5 if args.quick else 50)  # fmt: skip
     train = data.fields[data.split_slices["train"]]
     width = 8 if args.quick else 0
@@ -75,8 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"training {name}", flush=True)
         Trainer(model, task, cfg).fit()
         models[name] = model
-    for name, model in models.items():
-        results[name] = {k: v.tolist() for k, v in task.scores(model, "test").items()}
+    for name, trained in models.items():
+        results[name] = {k: v.tolist() for k, v in task.scores(trained, "test").items()}
     atomic_write_text(json.dumps({"variables": list(data.variables), "results": results},
                                  indent=1), out / "results.json")  # fmt: skip
     shown = [n for n in (1, 2, 4, 8, 12, 20, 28) if n <= leads]

@@ -18,7 +18,8 @@ and ACC, nothing else: average the rest as you need).
 >>> from equidyn.fields.sphere import LatLonGrid
 >>> grid = LatLonGrid()
 >>> o = torch.randn(4, 32, 64)
->>> float(lat_rmse(o, o, grid).max()), round(float(acc(o + 1, o + 1, torch.ones(32, 64), grid).mean()), 4)
+>>> clim = torch.ones(32, 64)
+>>> float(lat_rmse(o, o, grid).max()), round(float(acc(o + 1, o + 1, clim, grid).mean()), 4)
 (0.0, 1.0)
 """
 
@@ -77,8 +78,8 @@ def gaussian_crps(mean: Tensor, std: Tensor, truth: Tensor, grid: LatLonGrid) ->
 
 
 def gaussian_nll(mean: Tensor, std: Tensor, truth: Tensor, grid: LatLonGrid) -> Tensor:
-    """Latitude-weighted Gaussian negative log-likelihood per cell,
-    :math:`\\overline{w[\\log\\sigma + (o - \\mu)^2 / 2\\sigma^2]} + \\log\\sqrt{2\\pi}`. ``[...]``"""
+    """Latitude-weighted Gaussian negative log-likelihood per cell, ``[...]``:
+    :math:`\\overline{w[\\log\\sigma + (o - \\mu)^2 / 2\\sigma^2]} + \\log\\sqrt{2\\pi}`."""
     _check("gaussian_nll", mean, truth)
     nll = torch.log(std) + 0.5 * ((truth - mean) / std) ** 2 + 0.5 * math.log(2 * math.pi)
     return (grid.lat_weights.to(mean) * nll).mean((-2, -1))

@@ -148,7 +148,9 @@ def _vanleer(a: Tensor, b: Tensor) -> Tensor:
     """The van Leer limited slope 2ab/(a+b) where a, b have the same sign, else 0."""
     ab = a * b
     pos = ab > 0
-    return torch.where(pos, 2 * ab / torch.where(pos, a + b, torch.ones_like(a)), torch.zeros_like(a))
+    return torch.where(
+        pos, 2 * ab / torch.where(pos, a + b, torch.ones_like(a)), torch.zeros_like(a)
+    )
 
 
 def _face_values(q: Tensor, dim: int, periodic: bool, scheme: str) -> tuple[Tensor, Tensor]:

@@ -133,7 +133,9 @@ class _Modulation:
         """The integral from 0 to ``t`` (a phase whose rate is this modulation)."""
         w = 2 * math.pi / self.year
         s = self.seasonal / w * (math.cos(self.season_phase) - math.cos(w * t + self.season_phase))
-        waves = self.amp / self.omega * (torch.cos(self.phase) - torch.cos(self.omega * t + self.phase))
+        waves = (
+            self.amp / self.omega * (torch.cos(self.phase) - torch.cos(self.omega * t + self.phase))
+        )
         return self.mean * t + s + float(waves.sum())
 
 
@@ -164,7 +166,9 @@ def _uv(lat: Tensor, lon: Tensor, c: tuple[float, ...]) -> tuple[Tensor, Tensor]
     return u, v
 
 
-def tracer_winds(t: float, grid: LatLonGrid, config: TracerConfig | None = None) -> tuple[Tensor, Tensor]:  # fmt: skip
+def tracer_winds(
+    t: float, grid: LatLonGrid, config: TracerConfig | None = None
+) -> tuple[Tensor, Tensor]:
     """The generator's winds at time ``t`` (6-hour steps) on the cell faces.
 
     Returns:
@@ -273,5 +277,5 @@ def climatology(data: TracerData, window: int = 4) -> Tensor:
     y = data.config.steps_per_year
     train = data.fields[data.split_slices["train"]].to(torch.float64)
     per_step = train.reshape(-1, y, *train.shape[1:]).mean(0)  # [y, vars, lat, lon]
-    smooth = sum(torch.roll(per_step, k, 0) for k in range(-window, window + 1))
+    smooth = torch.stack([torch.roll(per_step, k, 0) for k in range(-window, window + 1)]).sum(0)
     return (smooth / (2 * window + 1)).to(torch.float32)

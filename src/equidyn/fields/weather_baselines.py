@@ -55,6 +55,8 @@ class Persistence(nn.Module):
 
 
 class Climatology(nn.Module):
+    clim: Tensor
+
     """The climatology of each lead's step of the year.
 
     Args:
@@ -84,6 +86,9 @@ class ARResNet(nn.Module):
         blocks: residual blocks (two 3×3 sphere convolutions each).
     """
 
+    offset: Tensor
+    scale: Tensor
+
     def __init__(self, n_vars: int, grid: LatLonGrid, steps_per_year: int = 240, width: int = 32,
                  blocks: int = 3) -> None:  # fmt: skip
         super().__init__()
@@ -95,7 +100,7 @@ class ARResNet(nn.Module):
         )
         self.out = SphereConv2d(width, n_vars)
         nn.init.zeros_(self.out.conv.weight)
-        nn.init.zeros_(self.out.conv.bias)
+        nn.init.zeros_(self.out.conv.bias)  # type: ignore[arg-type]
         self.register_buffer("offset", torch.zeros(n_vars))
         self.register_buffer("scale", torch.ones(n_vars))
 
@@ -108,7 +113,8 @@ class ARResNet(nn.Module):
         """One 6-hour step from normalised ``u``, ``u_prev`` ``[B, K, H, W]`` at time ``t [B]``."""
         emb = position_time_embedding(t, self.grid, self.steps_per_year).to(u)
         h = F.silu(self.inp(torch.cat([u, u - u_prev, emb], 1)))
-        for a, b in self.blocks:  # type: ignore[misc]
+        for block in self.blocks:
+            a, b = block[0], block[1]  # type: ignore[index]
             h = h + b(F.silu(a(h)))
         return u + self.out(h)
 

@@ -197,8 +197,9 @@ class WeatherForecastTask:
         return row
 
     def describe(self, stats: EpochStats) -> str:
+        val = stats.metrics["val"]["rmse"]
         return (f"epoch {stats.epoch}/{stats.epochs}  train {stats.train_loss:.4g}  val rmse "
-                f"{stats.metrics['val']['rmse']:.4g}" + ("  *" if stats.improved else ""))  # fmt: skip
+                f"{val:.4g}" + ("  *" if stats.improved else ""))  # fmt: skip
 
     def on_best(self, model: nn.Module) -> None:
         pass
