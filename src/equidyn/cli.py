@@ -26,6 +26,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "md": ("equidyn.calculators.md:main", "run NVE or Langevin MD with a saved model"),
     "export-lammps": ("equidyn.calculators.lammps:main", "export a saved model for LAMMPS"),
     "nbody": ("equidyn.experiments.nbody:main", "train a model on the charged N-body task"),
+    "climode": (
+        "equidyn.fields.climode_cli:main",
+        "train ClimODE and an autoregressive ResNet on generated tracers; RMSE/ACC by lead",
+    ),
     "dino": (
         "equidyn.fields.dino_cli:main",
         "DINo against a grid CNN on generated Navier-Stokes fields (subsampled grids)",

@@ -12,6 +12,7 @@ The package sits above :mod:`equidyn.train` (its tasks run on the one trainer).
 
 from __future__ import annotations
 
+from equidyn.fields.climode import ClimODE, FlowNetwork, SphereConv2d, fit_velocity
 from equidyn.fields.dino import (
     DINo,
     LatentDynamics,
@@ -25,6 +26,7 @@ from equidyn.fields.dino import (
     train_dino,
 )
 from equidyn.fields.grid_models import PeriodicCNN, grid_rollout, train_grid_model
+from equidyn.fields.metrics import acc, gaussian_crps, gaussian_nll, lat_rmse, mass
 from equidyn.fields.pde import (
     FieldTrajectories,
     navier_stokes_dataset,
@@ -33,8 +35,35 @@ from equidyn.fields.pde import (
     spectral_resample,
     wave_dataset,
 )
+from equidyn.fields.sphere import LatLonGrid, diffusion, flux_divergence, flux_divergence_faces
+from equidyn.fields.tracers import TracerConfig, TracerData, climatology, tracer_dataset
+from equidyn.fields.weather_baselines import ARResNet, Climatology, Persistence
+from equidyn.fields.weather_task import WeatherForecastTask
 
 __all__: list[str] = [
+    # ClimODE and its tracers on the sphere
+    "ARResNet",
+    "ClimODE",
+    "Climatology",
+    "FlowNetwork",
+    "LatLonGrid",
+    "Persistence",
+    "SphereConv2d",
+    "TracerConfig",
+    "TracerData",
+    "WeatherForecastTask",
+    "acc",
+    "climatology",
+    "diffusion",
+    "fit_velocity",
+    "flux_divergence",
+    "flux_divergence_faces",
+    "gaussian_crps",
+    "gaussian_nll",
+    "lat_rmse",
+    "mass",
+    "tracer_dataset",
+    # DINo and its PDE data on periodic grids
     "DINo",
     "FieldTrajectories",
     "LatentDynamics",
