@@ -126,8 +126,8 @@ def test_skin_gives_the_fresh_list_results_over_nve_with_wrapping():
     with the atoms wrapped into the cell every 4 steps: at every step the skin calculator's
     energy and forces equal those of a fresh search bit for bit."""
     from ase import units
-    from ase.md.verlet import VelocityVerlet
     from ase.md.velocitydistribution import Stationary
+    from ase.md.verlet import VelocityVerlet
 
     potential = _tiny_nequip()
     atoms = builtin_structure("builtin:cuau")
