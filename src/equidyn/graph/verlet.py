@@ -194,9 +194,9 @@ class VerletList:
             return True
         if not (np.array_equal(cell, self._cell) and np.array_equal(pbc, self._pbc)):
             return True
-        if (numbers is None) != (self._numbers is None):
-            return True
-        return numbers is not None and not np.array_equal(numbers, self._numbers)
+        if numbers is None or self._numbers is None:
+            return (numbers is None) != (self._numbers is None)
+        return not np.array_equal(numbers, self._numbers)
 
     def _jumps(self, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """``(|u|^2 [n_atoms], n [n_atoms, 3] or None)``: squared displacements since the
