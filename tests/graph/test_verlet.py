@@ -108,7 +108,7 @@ def test_chunked_filter_is_the_unchunked_filter(chunk):
     pos, cell = _crystal(reps=2)
     index, shift = _fresh(pos, 4.0, cell, True)
     pos_t, cell_t = torch.from_numpy(pos), torch.from_numpy(cell)
-    keep = filter_edges(pos_t, index, shift, cell_t, 3.0, chunk_edges=chunk)
+    keep = filter_edges(pos_t, index, shift.double() @ cell_t, 3.0, chunk_edges=chunk)
     vec = pos_t[index[1]] - pos_t[index[0]] + shift.double() @ cell_t
     assert torch.equal(keep, vec.norm(dim=1) < 3.0) and 0 < int(keep.sum()) < keep.numel()
 
