@@ -110,3 +110,67 @@ def test_md_command_refuses_bad_settings_before_running(
     err = capsys.readouterr()
     assert message in err.err and "Etot/eV" not in err.out
     assert not (tmp_path / "t.foo").exists()
+
+
+def _tiny_nequip():
+    from equidyn.models import NequIP
+
+    torch.manual_seed(0)
+    model = NequIP(num_species=2, r_max=3.5, l_max=1, num_features=4, num_layers=2,
+                   radial_hidden=8, avg_num_neighbors=12.0)  # fmt: skip
+    return Potential(model, [29, 79], [-3.5, -3.8], scale=0.1)
+
+
+def test_skin_gives_the_fresh_list_results_over_nve_with_wrapping():
+    """Issue 19: an NVE trajectory (float64, hot, small skin) that crosses several rebuilds,
+    with the atoms wrapped into the cell every 4 steps: at every step the skin calculator's
+    energy and forces equal those of a fresh search bit for bit."""
+    from ase import units
+    from ase.md.velocitydistribution import Stationary
+    from ase.md.verlet import VelocityVerlet
+
+    potential = _tiny_nequip()
+    atoms = builtin_structure("builtin:cuau")
+    atoms.set_velocities(np.random.default_rng(0).normal(0.0, 0.1, (len(atoms), 3)))
+    Stationary(atoms)
+    calc = EquidynCalculator(potential, skin=0.15)
+    fresh = EquidynCalculator(potential, skin=0.0)
+    atoms.calc = calc
+    dyn = VelocityVerlet(atoms, 2.0 * units.fs)
+    checked, jumps = [], []
+
+    def compare() -> None:
+        step = dyn.get_number_of_steps()
+        if step % 4 == 3:
+            before = atoms.get_positions()
+            atoms.wrap()
+            jumps.append(float(np.abs(atoms.get_positions() - before).max()))
+        forces = atoms.get_forces()
+        probe = calc.atoms.copy()  # (ASE skips a recalculation for moves below 1e-15 Å)
+        probe.calc = fresh
+        np.testing.assert_array_equal(forces, probe.get_forces())
+        assert atoms.get_potential_energy() == probe.get_potential_energy()
+        checked.append(step)
+
+    dyn.attach(compare, interval=1)
+    dyn.run(24)
+    assert len(checked) == 25 and max(jumps) > 5.0  # some atoms did jump by a cell vector
+    assert 3 <= calc.neighbors.n_builds < 20, calc.neighbors.n_builds
+    assert fresh.neighbors.n_builds > calc.neighbors.n_builds
+    assert np.abs(atoms.get_positions() - atoms.get_positions(wrap=True)).max() < 1e-9
+
+
+def test_md_skin_option_and_counts(potential, tmp_path, capsys):
+    save_model(potential, tmp_path / "model.pt")
+    argv = [str(tmp_path / "model.pt"), "--steps", "6", "--dt", "1", "--log-every", "3",
+            "--out", str(tmp_path / "md.traj")]  # fmt: skip
+    assert main(argv + ["--skin", "0.5"]) == 0
+    assert "neighbour list (skin 0.5 Å): 1 searches" in capsys.readouterr().out
+    assert main(argv + ["--skin", "-1"]) == 1
+    assert "skin must be a finite number >= 0" in capsys.readouterr().err
+    with_skin = run_md(potential, builtin_structure("builtin:cuau"), steps=10, skin=1.0,
+                       verbose=False)  # fmt: skip
+    without = run_md(potential, builtin_structure("builtin:cuau"), steps=10, skin=0.0,
+                     verbose=False)  # fmt: skip
+    assert with_skin["neighbor_builds"] == 1 and without["neighbor_builds"] == 11
+    np.testing.assert_array_equal(with_skin["etot"], without["etot"])

@@ -77,6 +77,7 @@ def _check_md_settings(
     out: str | Path | None,
     log_every: int,
     dtype: str,
+    skin: float = 1.0,
 ) -> None:
     """``ValueError`` naming the first bad setting of :func:`run_md` (before anything runs)."""
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
@@ -98,6 +99,8 @@ def _check_md_settings(
         raise ValueError(f"ensemble must be 'nve' or 'langevin', got {ensemble!r}")
     if log_every < 1:
         raise ValueError(f"log_every must be >= 1, got {log_every}")
+    if not (math.isfinite(skin) and skin >= 0):
+        raise ValueError(f"skin must be a finite number >= 0 (Å), got {skin}")
 
 
 def run_md(
@@ -113,6 +116,7 @@ def run_md(
     seed: int = 0,
     dtype: str = "float64",
     verbose: bool = True,
+    skin: float = 1.0,
 ) -> dict[str, Any]:
     """Run MD and return ``{"times_fs", "epot", "ekin", "etot", "temperature", "drift", ...}``.
 
@@ -128,6 +132,10 @@ def run_md(
         log_every: steps between printed lines and trajectory frames.
         seed: seed of the initial velocities and the Langevin noise.
         dtype: ``"float64"`` or ``"float32"`` evaluation.
+        verbose: print the log lines.
+        skin: Verlet skin of the neighbour list (Å; 0: a new search every step). The
+            result's ``neighbor_builds``, ``neighbor_seconds`` and ``model_seconds`` say how
+            often the list was rebuilt and where the time went.
     """
     import torch
     from ase import units
@@ -138,11 +146,12 @@ def run_md(
     from equidyn.calculators.calculator import EquidynCalculator
 
     _check_md_settings(
-        steps, dt_fs, ensemble, temperature_K, friction_per_fs, out, log_every, dtype
+        steps, dt_fs, ensemble, temperature_K, friction_per_fs, out, log_every, dtype, skin
     )
     atoms = atoms.copy()
     torch_dtype = {"float64": torch.float64, "float32": torch.float32}[dtype]
-    atoms.calc = EquidynCalculator(model, dtype=torch_dtype)
+    calc = EquidynCalculator(model, dtype=torch_dtype, skin=skin)
+    atoms.calc = calc
     rng = np.random.RandomState(seed)
     thermalize = getattr(vd, "thermalize_momenta", None) or vd.MaxwellBoltzmannDistribution
     thermalize(atoms, temperature_K=temperature_K, rng=rng)
@@ -203,6 +212,10 @@ def run_md(
         steps=steps,
         n_atoms=n,
         atoms=atoms,
+        skin=skin,
+        neighbor_builds=calc.neighbors.n_builds,
+        neighbor_seconds=calc.neighbors.build_seconds + calc.neighbors.filter_seconds,
+        model_seconds=calc.model_seconds,
     )
     if ensemble == "nve":
         say(
@@ -211,6 +224,10 @@ def run_md(
         )
     rate = steps * n / max(wall, 1e-9)
     say(f"{steps} steps of {n} atoms in {wall:.1f} s ({rate:.0f} atom-steps/s)")
+    say(
+        f"neighbour list (skin {skin:g} Å): {calc.neighbors.n_builds} searches, "
+        f"{result['neighbor_seconds']:.2f} s; model {calc.model_seconds:.2f} s"
+    )
     if out is not None:
         say(f"trajectory: {out}")
     return result
@@ -234,6 +251,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--log-every", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--float32", action="store_true", help="evaluate the model in float32")
+    parser.add_argument(
+        "--skin",
+        type=float,
+        default=1.0,
+        help="Verlet skin of the neighbour list in Å: searched again only when an atom moved "
+        "more than skin/2 (0: every step)",
+    )
     args = parser.parse_args(argv)
     try:
         if args.structure.startswith("builtin:"):
@@ -247,7 +271,7 @@ def main(argv: list[str]) -> int:
         run_md(
             args.model, atoms, args.steps, args.dt, args.ensemble, args.temperature,
             args.friction, args.out, args.log_every, args.seed,
-            "float32" if args.float32 else "float64",
+            "float32" if args.float32 else "float64", skin=args.skin,
         )  # fmt: skip
     except (ValueError, FileNotFoundError) as e:
         print(f"equidyn md: error: {e}", file=sys.stderr)

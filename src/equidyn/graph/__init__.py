@@ -39,6 +39,9 @@ Energy, forces and stress in a model::
     forces = -dpos                                                # [n_atoms, 3]
     stress = dstrain / graph.volume()[:, None, None]              # [n_graphs, 3, 3]
 
+For MD, :class:`VerletList` keeps a list built with a skin and searches again only when an
+atom has moved more than half of it (:mod:`equidyn.graph.verlet`).
+
 ``AtomicGraph`` can be passed straight into a function compiled with
 ``torch.compile(fullgraph=True)``; create ``strain`` (a leaf that requires grad) outside
 the compiled region. Edges are built outside too (vesin runs on the CPU, in numpy).
@@ -62,6 +65,7 @@ from equidyn.graph.scatter import (
     scatter_sum,
     segment_counts,
 )
+from equidyn.graph.verlet import VerletList, filter_edges
 
 __all__ = [
     "AtomicGraph",
@@ -72,6 +76,8 @@ __all__ = [
     "edge_vectors",
     "apply_strain",
     "cell_volume",
+    "VerletList",
+    "filter_edges",
     "scatter_sum",
     "scatter_mean",
     "scatter_max",

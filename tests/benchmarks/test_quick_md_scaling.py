@@ -1,0 +1,40 @@
+"""``benchmarks/md_scaling.py --quick`` runs end to end (issue 19: MD-step scaling with a
+Verlet skin) and writes a consistent table: the steps reuse the skin list (no search after the
+first call), edges grow with the atoms and every number the table reports is there."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_md_scaling_quick(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "md_scaling.py"), "--quick", "--out",
+         str(tmp_path / "md")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+             "PYTHONPATH": str(ROOT / "src")},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    results = json.loads((tmp_path / "md" / "results.json").read_text())
+    assert results["settings"]["malloc_models"]["MALLOC_TOP_PAD_"] == "1000000000"
+    for name in ("NequIP", "MACE"):
+        points = results["points"][name]
+        assert [p["atoms"] for p in points] == [32, 108]
+        assert points[1]["edges"] > points[0]["edges"] > 0
+        for p in points:
+            assert p["candidates"] > p["edges"]  # the list holds the skin's pairs too
+            assert p["searches_during_steps"] == 0 and p["ms"] >= p["model_ms"] > 0
+        assert results["summary"][name]["time_slope"] is not None
+    nl = results["neighbor_list"]
+    assert [p["atoms"] for p in nl] == [32, 108]
+    assert all(p["builds"] == 1 and p["chunked"]["filter_ms"] >= 0 for p in nl)
+    assert nl[0]["edges"] == results["points"]["NequIP"][0]["edges"]
+    table = (tmp_path / "md" / "table.md").read_text()
+    assert "| NequIP | 108 |" in table and "| MACE | 32 |" in table and "chunked" in table
+    assert (tmp_path / "md" / "md_scaling.png").stat().st_size > 10_000
