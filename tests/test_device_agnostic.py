@@ -13,6 +13,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+import equidyn.dynamics  # noqa: F401  (registers NeuralODE, whatever else was imported first)
 from equidyn.graph.batch import AtomicGraph, radius_graph
 from equidyn.models import registry
 from equidyn.models.particles import finite_inputs_checked
@@ -93,6 +94,8 @@ def test_potential_energy_and_forces_on_another_device(name: str, backends) -> N
 @pytest.mark.parametrize("name", _library_models("particle"))
 def test_particle_models_follow_the_device_of_their_inputs(name: str) -> None:
     torch.manual_seed(0)
+    if name == "NeuralODE":  # its step sizes come from its time grid, a buffer read as numbers
+        pytest.skip("NeuralODE reads its t_span buffer's values: not possible on 'meta'")
     model = registry.MODEL_REGISTRY[name]()
     g = torch.Generator().manual_seed(3)
     pos, vel = torch.randn(2, 4, 3, generator=g), torch.randn(2, 4, 3, generator=g)
