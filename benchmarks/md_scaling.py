@@ -51,6 +51,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from equidyn._io import atomic_write_text
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from atom_scaling import TUNED_MALLOC, _available_mb, _machine, slope  # noqa: E402
 
@@ -137,13 +139,14 @@ def md_worker(spec: dict[str, Any]) -> dict[str, Any]:
     from ase.md.verlet import VelocityVerlet
 
     from equidyn.calculators import EquidynCalculator
-    from equidyn.models import Potential, build_model
+    from equidyn.models import Potential, build_model, set_edge_chunk
 
     atoms = cu_supercell(tuple(spec["reps"]))
     r_max, skin = spec["r_max"], spec["skin"]
     torch.manual_seed(0)
     model = build_model(spec["model"], spec["kwargs"], kind="potential")
     pot = Potential(model, [29], scale=0.1)
+    set_edge_chunk(pot, spec.get("edge_chunk"))
     small = cu_supercell((2, 2, 2))
     small.calc = EquidynCalculator(pot, dtype=torch.float32, skin=skin)
     small.get_forces()  # loads what loads lazily, so that the memory below is the step's
@@ -355,6 +358,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-mb", type=float, default=14000.0)
     p.add_argument("--max-wall", type=float, default=1800.0, help="of the whole sweep (s)")
     p.add_argument("--no-list-stage", action="store_true", help="skip the list-only points")
+    p.add_argument(
+        "--edge-chunk",
+        type=int,
+        default=None,
+        help="edges per chunk of the models' convolutions (models.set_edge_chunk)",
+    )
     p.add_argument("--out", default=None, help="default benchmarks/results/md_scaling[_quick]")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -380,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {"threads": args.threads, "steps": args.steps, "quick": args.quick,
                      "lattice": LATTICE, "rattle": RATTLE, "temperature_K": TEMPERATURE,
                      "dt_fs": DT_FS, "r_max": args.r_max, "skin": args.skin,
+                     "edge_chunk": args.edge_chunk,
                      "dtype": "float32", "max_seconds": args.max_seconds,
                      "max_mb": args.max_mb, "max_wall": args.max_wall,
                      "malloc_models": TUNED_MALLOC, "malloc_list_stage": NL_MALLOC,
@@ -393,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     }  # fmt: skip
 
     def save() -> None:
-        (out / "results.json").write_text(json.dumps(results, indent=1))
+        atomic_write_text(json.dumps(results, indent=1), out / "results.json")
 
     def over_wall() -> bool:
         return time.time() - started > args.max_wall
@@ -418,7 +428,8 @@ def main(argv: list[str] | None = None) -> int:
                     "reps": list(reps), "threads": args.threads, "r_max": args.r_max,
                     "skin": args.skin, "steps": 2 if args.quick else args.steps,
                     "search_repeats": 1 if args.quick or atoms > 20000 else 3,
-                    "chunk_edges": 1 << 20, "max_seconds": args.max_seconds}  # fmt: skip
+                    "chunk_edges": 1 << 20, "max_seconds": args.max_seconds,
+                    "edge_chunk": args.edge_chunk}  # fmt: skip
             point = run_point(spec, TUNED_MALLOC)
             point.setdefault("model", name)
             results["points"][name].append(point)
@@ -473,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
     results["machine"]["load_average_end"] = list(os.getloadavg())
     save()
     text = table(results)
-    (out / "table.md").write_text(text)
+    atomic_write_text(text, out / "table.md")
     plot(results, out / "md_scaling.png")
     print(text)
     print(f"wrote {out}/results.json, table.md, md_scaling.png")

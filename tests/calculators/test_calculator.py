@@ -174,3 +174,18 @@ def test_md_skin_option_and_counts(potential, tmp_path, capsys):
                      verbose=False)  # fmt: skip
     assert with_skin["neighbor_builds"] == 1 and without["neighbor_builds"] == 11
     np.testing.assert_array_equal(with_skin["etot"], without["etot"])
+
+
+def test_md_edge_chunk_gives_the_same_trajectory(potential, tmp_path, capsys):
+    nequip = _tiny_nequip()
+    atoms = builtin_structure("builtin:cuau")
+    whole = run_md(nequip, atoms, steps=5, verbose=False)
+    chunked = run_md(nequip, atoms, steps=5, verbose=False, edge_chunk=64)
+    assert all(c.edge_chunk is None for c in nequip.modules() if hasattr(c, "edge_chunk"))
+    np.testing.assert_allclose(chunked["etot"], whole["etot"], rtol=0, atol=1e-10)
+    with pytest.raises(ValueError, match="no convolutions that can be chunked"):
+        run_md(potential, atoms, steps=1, verbose=False, edge_chunk=64)
+    save_model(nequip, tmp_path / "model.pt")
+    argv = [str(tmp_path / "model.pt"), "--steps", "2", "--out", str(tmp_path / "md.traj")]
+    assert main(argv + ["--edge-chunk", "0"]) == 1
+    assert "edges per chunk must be a positive int" in capsys.readouterr().err

@@ -22,6 +22,7 @@ set) and ``builtin:cu256`` (the 256-atom Cu fcc cell, 4×4×4 cubic, a = 3.6 Å,
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import sys
 import time
@@ -117,6 +118,7 @@ def run_md(
     dtype: str = "float64",
     verbose: bool = True,
     skin: float = 1.0,
+    edge_chunk: int | None = None,
 ) -> dict[str, Any]:
     """Run MD and return ``{"times_fs", "epot", "ekin", "etot", "temperature", "drift", ...}``.
 
@@ -136,6 +138,9 @@ def run_md(
         skin: Verlet skin of the neighbour list (Å; 0: a new search every step). The
             result's ``neighbor_builds``, ``neighbor_seconds`` and ``model_seconds`` say how
             often the list was rebuilt and where the time went.
+        edge_chunk: edges per chunk of the model's convolutions
+            (:func:`~equidyn.models.set_edge_chunk`; ``None``: all at once): about half the
+            memory per step on large systems, the same forces up to summation order.
     """
     import torch
     from ase import units
@@ -150,7 +155,14 @@ def run_md(
     )
     atoms = atoms.copy()
     torch_dtype = {"float64": torch.float64, "float32": torch.float32}[dtype]
+    if edge_chunk is not None and isinstance(model, torch.nn.Module):
+        model = copy.deepcopy(model)  # the chunk size is set on this run's copy only
     calc = EquidynCalculator(model, dtype=torch_dtype, skin=skin)
+    if edge_chunk is not None:
+        from equidyn.models import set_edge_chunk
+
+        if set_edge_chunk(calc.potential, edge_chunk) == 0:
+            raise ValueError("edge_chunk: this model has no convolutions that can be chunked")
     atoms.calc = calc
     rng = np.random.RandomState(seed)
     thermalize = getattr(vd, "thermalize_momenta", None) or vd.MaxwellBoltzmannDistribution
@@ -258,6 +270,13 @@ def main(argv: list[str]) -> int:
         help="Verlet skin of the neighbour list in Å: searched again only when an atom moved "
         "more than skin/2 (0: every step)",
     )
+    parser.add_argument(
+        "--edge-chunk",
+        type=int,
+        default=None,
+        help="edges per chunk of the model's convolutions (about half the memory on large "
+        "systems; default: all at once)",
+    )
     args = parser.parse_args(argv)
     try:
         if args.structure.startswith("builtin:"):
@@ -271,7 +290,7 @@ def main(argv: list[str]) -> int:
         run_md(
             args.model, atoms, args.steps, args.dt, args.ensemble, args.temperature,
             args.friction, args.out, args.log_every, args.seed,
-            "float32" if args.float32 else "float64", skin=args.skin,
+            "float32" if args.float32 else "float64", skin=args.skin, edge_chunk=args.edge_chunk,
         )  # fmt: skip
     except (ValueError, FileNotFoundError) as e:
         print(f"equidyn md: error: {e}", file=sys.stderr)

@@ -20,7 +20,12 @@ torch.Size([2, 5, 3])
 """
 
 from equidyn.models.allegro import Allegro
-from equidyn.models.blocks import EdgeEmbedding, RadialWeightedConvolution, gate_irreps
+from equidyn.models.blocks import (
+    EdgeEmbedding,
+    RadialWeightedConvolution,
+    gate_irreps,
+    set_edge_chunk,
+)
 from equidyn.models.egnn import EGNN, EGNNLayer
 from equidyn.models.escn import ESCN
 from equidyn.models.estag import ESTAG
@@ -77,6 +82,7 @@ __all__ = [
     "Transformer",
     "build_model",
     "gate_irreps",
+    "set_edge_chunk",
     "load_model",
     "model_config",
     "register_model",

@@ -35,6 +35,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.utils.checkpoint
 from torch import Tensor, nn
 
 from equidyn.graph.scatter import scatter_sum
@@ -47,6 +48,7 @@ __all__ = [
     "SavedKeyPrefixes",
     "gate_irreps",
     "nequip_gate",
+    "set_edge_chunk",
 ]
 
 
@@ -168,6 +170,13 @@ class RadialWeightedConvolution(nn.Module):
         tp: the :class:`~equidyn.o3.ChannelwiseTensorProduct` (mode ``uvu``, external weights).
         radial: the :class:`~equidyn.nn.MLP` :math:`R`.
         irreps_out: irreps of the messages.
+        edge_chunk: ``None`` (default) or the number of edges per chunk of :meth:`forward`:
+            the per-edge weights and messages, the largest tensors of a large system, then
+            exist for one chunk at a time, and under autograd each chunk is recomputed in the
+            backward pass instead of kept (:func:`torch.utils.checkpoint.checkpoint`), so the
+            memory of a force call falls by about half for some extra forward time. The sum is
+            the same up to summation order. Set it on a whole model with
+            :func:`set_edge_chunk`.
 
     >>> conv = RadialWeightedConvolution("4x0e + 2x1o", "1x0e + 1x1o", ["0e", "1o"], [5, 8])
     >>> conv.irreps_out
@@ -197,6 +206,7 @@ class RadialWeightedConvolution(nn.Module):
         self.radial = MLP(
             [*radial_dims, num_filters * self.tp.weight_numel], torch.nn.functional.silu
         )
+        self.edge_chunk: int | None = None
 
     def edge_messages(self, x_j: Tensor, sh: Tensor, radial: Tensor) -> Tensor:
         r""":math:`x_j \otimes_{R(\rho_{ij})} Y_{ij}` per edge: ``x_j`` ``[..., irreps_in.dim]``,
@@ -219,9 +229,51 @@ class RadialWeightedConvolution(nn.Module):
             raise ValueError(f"forward sums one filter; this one has {self.num_filters}")
         if edge_index.shape[1] == 0:  # no neighbours anywhere (e.g. one isolated atom)
             return x.new_zeros(x.shape[0], self.irreps_out.dim)
+        chunk = self.edge_chunk
+        if chunk is None or edge_index.shape[1] <= chunk:
+            return self._edge_sum(x, edge_index, sh, radial) * norm
+        out = x.new_zeros(x.shape[0], self.irreps_out.dim)
+        recompute = torch.is_grad_enabled()
+        for start in range(0, edge_index.shape[1], chunk):
+            part = (edge_index[:, start : start + chunk], sh[start : start + chunk],
+                    radial[start : start + chunk])  # fmt: skip
+            if recompute:
+                out = out + torch.utils.checkpoint.checkpoint(
+                    self._edge_sum, x, *part, use_reentrant=False
+                )
+            else:
+                out = out + self._edge_sum(x, *part)
+        return out * norm
+
+    def _edge_sum(self, x: Tensor, edge_index: Tensor, sh: Tensor, radial: Tensor) -> Tensor:
+        """The messages of these edges summed on their receivers: ``[n_nodes, irreps_out.dim]``."""
         messages = self.edge_messages(x.index_select(0, edge_index[1]), sh, radial)
         # [n_edges, irreps_out.dim]
-        return scatter_sum(messages, edge_index[0], x.shape[0]) * norm
+        return scatter_sum(messages, edge_index[0], x.shape[0])
+
+
+def set_edge_chunk(module: nn.Module, edges: int | None) -> int:
+    """Process the convolutions of ``module`` in chunks of ``edges`` edges (``None``: at once).
+
+    Sets :attr:`RadialWeightedConvolution.edge_chunk` on every convolution inside ``module``
+    (NequIP, MACE, ... and any :class:`~equidyn.models.potential.Potential` around them) and
+    returns how many it set. Results are unchanged up to summation order; the peak memory of
+    a large system's energy-and-forces call falls by about half (see the large-systems guide).
+
+    >>> conv = RadialWeightedConvolution("2x0e", "1x0e + 1x1o", ["0e", "1o"], [4, 8])
+    >>> set_edge_chunk(conv, 1000), conv.edge_chunk
+    (1, 1000)
+    >>> set_edge_chunk(conv, 0)
+    Traceback (most recent call last):
+    ...
+    ValueError: edges per chunk must be a positive int or None, got 0
+    """
+    if edges is not None and (isinstance(edges, bool) or not isinstance(edges, int) or edges < 1):
+        raise ValueError(f"edges per chunk must be a positive int or None, got {edges!r}")
+    convs = [m for m in module.modules() if isinstance(m, RadialWeightedConvolution)]
+    for conv in convs:
+        conv.edge_chunk = edges
+    return len(convs)
 
 
 class SavedKeyPrefixes:
