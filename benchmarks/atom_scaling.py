@@ -180,26 +180,35 @@ def _machine() -> dict[str, Any]:
             "load_average": list(os.getloadavg())}  # fmt: skip
 
 
-def worker_env(threads: int, allocator: str) -> dict[str, str]:
-    """The environment of a worker: the thread count, and no MALLOC_* variable (``default``)
-    or :data:`TUNED_MALLOC` (``tuned``)."""
+def allocator_env(allocator: str) -> dict[str, str]:
+    """The MALLOC_* variables of ``allocator``: none (``default``) or :data:`TUNED_MALLOC`."""
+    return dict(TUNED_MALLOC) if allocator == "tuned" else {}
+
+
+def worker_env(threads: int, malloc: dict[str, str]) -> dict[str, str]:
+    """The environment of a worker: the thread count and exactly the MALLOC_* given."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-    env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    if allocator == "tuned":
-        env.update(TUNED_MALLOC)
+    env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), **malloc)
     return env
 
 
-def run_point(spec: dict[str, Any], allocator: str) -> dict[str, Any]:
-    env = worker_env(spec["threads"], allocator)
+def run_worker(script: Path, spec: dict[str, Any], malloc: dict[str, str]) -> Any:
+    """``script --worker SPEC`` in a fresh process (``spec["threads"]`` threads, the MALLOC_*
+    of ``malloc``): the JSON of its last line of output, or ``{"error": ...}`` if it failed."""
     proc = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)],
-        capture_output=True, text=True, env=env,
+        [sys.executable, str(script), "--worker", json.dumps(spec)],
+        capture_output=True, text=True, env=worker_env(spec["threads"], malloc),
     )  # fmt: skip
     if proc.returncode != 0:
-        return {"model": spec["model"], "reps": spec["reps"],
-                "error": (proc.stderr or proc.stdout)[-1500:]}  # fmt: skip
+        return {"error": (proc.stderr or proc.stdout)[-1500:]}
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_point(spec: dict[str, Any], allocator: str) -> dict[str, Any]:
+    point = run_worker(Path(__file__).resolve(), spec, allocator_env(allocator))
+    if "error" in point:
+        point = {"model": spec["model"], "reps": spec["reps"], **point}
+    return point
 
 
 def slope(points: list[dict[str, Any]], key: str) -> float | None:
@@ -312,8 +321,7 @@ def main(argv: list[str] | None = None) -> int:
                      "lattice": LATTICE, "rattle": RATTLE, "r_max": R_MAX, "dtype": "float32",
                      "max_seconds": args.max_seconds, "max_mb": args.max_mb,
                      "allocator": args.allocator,
-                     "malloc_env": {k: v for k, v in worker_env(1, args.allocator).items()
-                                    if k.startswith("MALLOC_")},
+                     "malloc_env": allocator_env(args.allocator),
                      "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])])},
         "machine": _machine(),
         "models": list(args.models),

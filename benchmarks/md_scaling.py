@@ -45,7 +45,6 @@ import json
 import math
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -54,7 +53,7 @@ from typing import Any
 from equidyn._io import atomic_write_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from atom_scaling import TUNED_MALLOC, _available_mb, _machine, slope  # noqa: E402
+from atom_scaling import TUNED_MALLOC, _available_mb, _machine, run_worker, slope  # noqa: E402
 
 #: supercells of the 4-atom cubic fcc cell: 1000 ... 100 000 atoms
 REPEATS = [(5, 5, 10), (5, 10, 10), (10, 10, 10), (10, 10, 20), (10, 20, 20), (20, 20, 20),
@@ -234,21 +233,9 @@ def nl_worker(spec: dict[str, Any]) -> list[dict[str, Any]]:
     return points
 
 
-def worker_env(threads: int, malloc: dict[str, str]) -> dict[str, str]:
-    """The environment of a worker: the thread count and exactly the MALLOC_* given."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-    env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), **malloc)
-    return env
-
-
 def run_point(spec: dict[str, Any], malloc: dict[str, str]) -> dict[str, Any]:
-    proc = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)],
-        capture_output=True, text=True, env=worker_env(spec["threads"], malloc),
-    )  # fmt: skip
-    if proc.returncode != 0:
-        return {"reps": spec["reps"], "error": (proc.stderr or proc.stdout)[-1500:]}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    point = run_worker(Path(__file__).resolve(), spec, malloc)
+    return {"reps": spec["reps"], **point} if "error" in point else point
 
 
 def table(results: dict[str, Any]) -> str:
@@ -457,15 +444,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_list_stage and not over_wall():
         spec = {"kind": "nl", "sizes": [list(r) for r in sizes], "threads": args.threads,
                 "r_max": args.r_max, "skin": args.skin}  # fmt: skip
-        proc = subprocess.run(
-            [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)],
-            capture_output=True, text=True, env=worker_env(args.threads, NL_MALLOC),
-        )  # fmt: skip
-        if proc.returncode != 0:
-            results["neighbor_list"] = [{"reps": [0, 0, 0], "error": proc.stderr[-1500:]}]
-            print(f"list stage: ERROR {proc.stderr[-400:]}")
+        stage = run_worker(Path(__file__).resolve(), spec, NL_MALLOC)
+        if isinstance(stage, dict):  # {"error": ...}
+            results["neighbor_list"] = [{"reps": [0, 0, 0], **stage}]
+            print(f"list stage: ERROR {stage['error'][-400:]}")
         else:
-            results["neighbor_list"] = json.loads(proc.stdout.strip().splitlines()[-1])
+            results["neighbor_list"] = stage
         save()
         for point in results["neighbor_list"]:
             if "error" in point:
