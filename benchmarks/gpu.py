@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tensor_product import conv_problem  # noqa: E402  (benchmarks/tensor_product.py)
+from tensor_product import conv_problem, make_calls  # noqa: E402  (benchmarks/tensor_product.py)
 
 warnings.filterwarnings("ignore")
 
@@ -88,22 +88,6 @@ def attempt(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------ tensor product
-def tp_calls(mod: torch.nn.Module, inputs: list[torch.Tensor]) -> tuple[Callable, Callable]:
-    leaves = [x.clone().requires_grad_(True) for x in inputs]
-
-    def fwd() -> None:
-        with torch.no_grad():
-            mod(*inputs)
-
-    def fwd_bwd() -> None:
-        out = mod(*leaves)
-        out.backward(torch.ones_like(out))
-        for x in leaves:
-            x.grad = None
-
-    return fwd, fwd_bwd
-
-
 def cuet_conv(L: int, n: int, device: torch.device) -> tuple[torch.nn.Module, list[torch.Tensor]]:
     """conv-L as ``cuequivariance_torch.ChannelWiseTensorProduct`` (e3nn layout ``mul_ir``)."""
     import cuequivariance as cue
@@ -144,7 +128,7 @@ def equidyn_tp(L: int, args: argparse.Namespace, device: torch.device, compiled:
     backend = _tp_backends.select(mod._bound(), *inputs).name  # what eager mode runs
     if compiled:
         mod, backend = torch.compile(mod, fullgraph=True), "torch.compile"
-    return {"backend": backend, **time_pair(*tp_calls(mod, inputs), args, device)}
+    return {"backend": backend, **time_pair(*make_calls(mod, inputs), args, device)}
 
 
 def e3nn_tp(L: int, args: argparse.Namespace, device: torch.device):
@@ -152,7 +136,7 @@ def e3nn_tp(L: int, args: argparse.Namespace, device: torch.device):
 
     mod, inputs, _ = conv_problem(L, args.edges, "e3nn")
     mod, inputs = mod.to(device), [x.to(device) for x in inputs]
-    timed = time_pair(*tp_calls(mod, inputs), args, device)
+    timed = time_pair(*make_calls(mod, inputs), args, device)
     return {"backend": f"e3nn {e3nn.__version__}", **timed}
 
 
@@ -167,7 +151,7 @@ def cuet_tp(L: int, args: argparse.Namespace, device: torch.device):
     except ImportError:
         kernel = "naive fallback (no cuequivariance-ops-torch)"
     backend = f"cuequivariance-torch {cuet.__version__}, {kernel}"
-    return {"backend": backend, **time_pair(*tp_calls(mod, inputs), args, device)}
+    return {"backend": backend, **time_pair(*make_calls(mod, inputs), args, device)}
 
 
 def tp_rows(args: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]:
