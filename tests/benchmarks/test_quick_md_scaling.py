@@ -6,22 +6,13 @@ models' convolutions run in edge chunks (``--edge-chunk``)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from bench_subprocess import run_benchmark
 
 
 def test_md_scaling_quick(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "md_scaling.py"), "--quick", "--out",
-         str(tmp_path / "md"), "--edge-chunk", "200"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
-        env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
-             "PYTHONPATH": str(ROOT / "src")},
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    run_benchmark("md_scaling.py", "--quick", "--out", str(tmp_path / "md"), "--edge-chunk", "200",
+                  cwd=tmp_path, timeout=300)  # fmt: skip
     results = json.loads((tmp_path / "md" / "results.json").read_text())
     assert results["settings"]["malloc_models"]["MALLOC_TOP_PAD_"] == "1000000000"
     assert results["settings"]["edge_chunk"] == 200  # the convolutions ran in chunks
