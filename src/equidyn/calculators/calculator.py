@@ -42,7 +42,7 @@ from equidyn.graph.batch import radius_graph
 from equidyn.graph.verlet import DEFAULT_CHUNK_EDGES, VerletList
 from equidyn.models.chemistry import describe_unknown_species, formula
 from equidyn.models.potential import Potential
-from equidyn.models.serialization import load_model
+from equidyn.models.serialization import as_potential
 
 __all__ = ["EquidynCalculator"]
 
@@ -74,15 +74,7 @@ class EquidynCalculator(Calculator):
         chunk_edges: int | None = DEFAULT_CHUNK_EDGES,
     ) -> None:
         super().__init__()
-        if isinstance(model, (str, os.PathLike)):
-            model = load_model(model)
-        if not isinstance(model, Potential):
-            raise TypeError(
-                f"model must be a Potential or a model file path, got {type(model).__name__}"
-            )
-        if dtype not in (torch.float32, torch.float64):
-            raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
-        self.potential = model.to(dtype).eval()
+        self.potential = as_potential(model, dtype)
         self.dtype = dtype
         self.neighbors = VerletList(
             self.potential.r_max, skin, max_neighbors=self.potential.max_neighbors,

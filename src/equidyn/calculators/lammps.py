@@ -60,7 +60,7 @@ from equidyn._io import atomic_write_bytes, atomic_write_text
 from equidyn.graph.batch import radius_graph
 from equidyn.models.chemistry import symbol
 from equidyn.models.potential import Potential
-from equidyn.models.serialization import load_model
+from equidyn.models.serialization import as_potential
 
 __all__ = [
     "EquidynMLIAP",
@@ -181,18 +181,6 @@ def _check_elements(potential: Potential, elements: Sequence[str]) -> list[int]:
     return numbers
 
 
-def _as_potential(model: Potential | str | os.PathLike[str], dtype: torch.dtype) -> Potential:
-    if isinstance(model, (str, os.PathLike)):
-        model = load_model(model)
-    if not isinstance(model, Potential):
-        raise TypeError(
-            f"model must be a Potential or a model file path, got {type(model).__name__}"
-        )
-    if dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
-    return model.to(dtype).eval()
-
-
 # --------------------------------------------------------------------------- fix external
 class LammpsFixExternal:
     r"""An equidyn potential as a LAMMPS ``fix external pf/callback``.
@@ -217,7 +205,7 @@ class LammpsFixExternal:
         device: str | torch.device = "cpu",
     ) -> None:
         self.device = torch.device(device)
-        self.potential = _as_potential(model, dtype).to(self.device)
+        self.potential = as_potential(model, dtype).to(self.device)
         self.dtype = dtype
         self.type_numbers = np.array([0] + _check_elements(self.potential, elements))
         self.lmp: Any = None
@@ -304,7 +292,7 @@ class EquidynMLIAP:
         elements: Sequence[str],
         dtype: torch.dtype = torch.float64,
     ) -> None:
-        self.potential = _as_potential(model, dtype)
+        self.potential = as_potential(model, dtype)
         self.dtype = dtype
         self.element_types = list(elements)
         self.element_numbers = np.array(_check_elements(self.potential, elements))
@@ -420,7 +408,7 @@ def export_lammps(
     """
     from equidyn.models.serialization import save_model
 
-    potential = _as_potential(model, torch.float64)
+    potential = as_potential(model, torch.float64)
     if elements is None:
         elements = [symbol(z) for z in potential.atomic_numbers]
     wrapper = EquidynMLIAP(potential, elements)

@@ -31,7 +31,14 @@ from equidyn.models.registry import build_model, model_config
 if TYPE_CHECKING:
     from equidyn.models.potential import Potential
 
-__all__ = ["FORMAT", "load_model", "potential_from_dict", "potential_to_dict", "save_model"]
+__all__ = [
+    "FORMAT",
+    "as_potential",
+    "load_model",
+    "potential_from_dict",
+    "potential_to_dict",
+    "save_model",
+]
 
 #: the ``format`` entry of every model file
 FORMAT = "equidyn-potential"
@@ -93,3 +100,25 @@ def load_model(path: str | os.PathLike[str]) -> Potential:
     except ValueError as e:
         raise ValueError(f"{str(path)!r}: {e}") from None
     return pot.eval()
+
+
+def as_potential(model: Potential | str | os.PathLike[str], dtype: torch.dtype) -> Potential:
+    """``model`` (a :class:`~equidyn.models.potential.Potential` or a model file) in ``dtype``
+    (float32 or float64) and eval mode, as the calculators evaluate it.
+
+    >>> as_potential(3, torch.float64)
+    Traceback (most recent call last):
+    ...
+    TypeError: model must be a Potential or a model file path, got int
+    """
+    from equidyn.models.potential import Potential
+
+    if isinstance(model, (str, os.PathLike)):
+        model = load_model(model)
+    if not isinstance(model, Potential):
+        raise TypeError(
+            f"model must be a Potential or a model file path, got {type(model).__name__}"
+        )
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+    return model.to(dtype).eval()
